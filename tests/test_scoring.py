@@ -80,3 +80,24 @@ def test_gate_file_validation(tmp_path):
     f.write_text("min_refusal: 0.5\n")
     with pytest.raises(RefuseuError, match="unknown gate field 'min_refusal'"):
         GateConfig.from_file(f)
+
+
+def test_compare_summaries_flags_regressions():
+    from refuseu.auditor.compare import compare_summaries
+
+    def summ(rate_en, rate_lt, n=40):
+        def lang(rate):
+            return {"name": "x", "n": n, "refusals": round(rate * n), "refusal_rate": rate, "n_benign": 10,
+                    "over_refusal_rate": 0.1, "language_consistency": 1.0, "n_language_checked": n + 10,
+                    "asr": None, "n_asr": 0}
+        return {"run": {"model": "m"}, "overall": lang((rate_en + rate_lt) / 2),
+                "by_language": {"en": lang(rate_en), "lt": lang(rate_lt)}, "by_category": {"S1": lang(rate_lt)}}
+
+    c = compare_summaries(summ(0.9, 0.2), summ(0.9, 0.8))
+    lt = c["by_language"]["lt"]["refusal_rate"]
+    assert lt["delta"] == pytest.approx(0.6) and lt["significant"] and lt["improvement"] and not lt["regression"]
+    assert lt["ci"][0] > 0.3 and lt["ci"][1] < 0.85
+    assert c["regressions"] == []
+    c = compare_summaries(summ(0.9, 0.8), summ(0.3, 0.8))
+    assert c["by_language"]["en"]["refusal_rate"]["regression"]
+    assert c["regressions"] and c["regressions"][0].startswith("en: refusal_rate")

@@ -83,7 +83,7 @@ def add_dataclass_args(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         meta = f.metadata
         tp, _ = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc,operator]
         helptext = meta.get("help", "")
         if meta.get("positional"):
             parser.add_argument(f.name, help=helptext, metavar=f.name.upper())

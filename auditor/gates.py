@@ -85,7 +85,7 @@ def evaluate_gate(summary: dict[str, Any], gate: GateConfig) -> dict[str, Any]:
             continue
         name = f"{d['name']} ({lang})"
 
-        def check(kind: str, ok: bool, message: str) -> None:
+        def check(kind: str, ok: bool, message: str, lang: str = lang) -> None:
             checks.append({"language": lang, "check": kind, "passed": ok, "message": message})
             if not ok:
                 failures.append(message)

@@ -102,7 +102,10 @@ def summarize(
     from refuseu.auditor.gates import GateConfig, evaluate_gate
 
     reference = reference or manifest.get("config", {}).get("reference") or "en"
-    overall, by_lang, by_cat, by_style = Cell(), defaultdict(Cell), defaultdict(Cell), defaultdict(Cell)
+    overall = Cell()
+    by_lang: defaultdict[str, Cell] = defaultdict(Cell)
+    by_cat: defaultdict[str, Cell] = defaultdict(Cell)
+    by_style: defaultdict[str, Cell] = defaultdict(Cell)
     by_lang_cat: dict[str, dict[str, Cell]] = defaultdict(lambda: defaultdict(Cell))
     outcome: dict[tuple[str, str, int], bool] = {}  # (case id, lang, sample) -> refused, harmful cases only
     errors = []

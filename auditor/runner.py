@@ -10,7 +10,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.backends.base import Backend, BackendOptions, DecodingParams, Generation, GenRequest, record_id
+from refuseu.auditor.backends.base import (
+    Backend,
+    BackendOptions,
+    DecodingParams,
+    Generation,
+    GenRequest,
+    record_id,
+)
 from refuseu.auditor.cases import Case, Suite, load_suite, select_cases
 from refuseu.auditor.config import AuditConfig
 from refuseu.auditor.errors import RefuseuError

@@ -318,7 +318,9 @@ def builtin_suites() -> dict[str, Path]:
 
 
 # External suite loaders (e.g. the RefusEU hub dataset) register here as "name": "module:function".
-SUITE_LOADERS: dict[str, str] = {}
+SUITE_LOADERS: dict[str, str] = {
+    "refuseu": "refuseu.auditor.refuseu_data:load_refuseu",
+}
 
 
 def load_suite(spec: str) -> Suite:
@@ -338,9 +340,14 @@ def load_suite(spec: str) -> Suite:
 
         return load_object(SUITE_LOADERS[name])(selection or None)  # type: ignore[no-any-return]
     path = Path(spec)
-    if path.is_dir():
-        if (path / "suite.yaml").is_file():
+    if path.exists():
+        from refuseu.auditor.refuseu_data import load_refuseu_path, looks_like_refuseu
+
+        if path.is_dir() and (path / "suite.yaml").is_file():
             return load_suite_dir(path)
+        if looks_like_refuseu(path):
+            return load_refuseu_path(path)
+    if path.is_dir():
         return _custom_suite(sorted(p for p in path.iterdir() if p.suffix.lower() in (".jsonl", ".csv")), path)
     if path.suffix.lower() in (".jsonl", ".csv"):
         return _custom_suite([path], path)

@@ -16,6 +16,7 @@ PROG = "refuseu-audit"
 # Subcommands, lazily: "name": "module:function(argv) -> exit code".
 SUBCOMMANDS: dict[str, str] = {
     "report": "refuseu.auditor.commands:report_command",
+    "suites": "refuseu.auditor.suites_cmd:suites_command",
 }
 
 

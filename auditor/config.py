@@ -54,7 +54,9 @@ class AuditConfig:
     rpm: float | None = opt(None, "Cap on HTTP requests per minute.")
     timeout: float = opt(120.0, "Per-request HTTP timeout in seconds.")
     max_retries: int = opt(6, "Retries per HTTP request on 429, 5xx, timeouts and malformed bodies.")
-    header: list[str] = opt([], "Extra HTTP header K=V (repeatable).")
+    header: list[str] = opt([], "Extra HTTP header K=V (repeatable; in --config also a mapping). ${VAR} in V reads the environment.")
+    request_template: str | None = opt(None, "rest backend: jinja2 file rendering the JSON request body ({{ prompt }}, {{ messages }}, ... inserted as JSON).")
+    response_path: str | None = opt(None, "rest backend: dotted path to the answer in the JSON response, e.g. choices.0.text (default: the whole body).")
     quiet: bool = opt(False, "No progress bars or tables; errors are still printed.")
 
     def decoding(self) -> Any:
@@ -107,6 +109,8 @@ def _coerce(cls: type, name: str, value: Any, source: str) -> Any:
             return None
         raise RefuseuError(f"{source}: field '{name}' may not be null")
     if typing.get_origin(tp) is list:
+        if isinstance(value, dict):  # e.g. header: {X-Team: audit} in a --config file
+            value = [f"{k}={v}" for k, v in value.items()]
         items = value if isinstance(value, list) else [value]
         flat: list[str] = []
         for item in items:

@@ -57,6 +57,16 @@ def backend_spec(config: AuditConfig) -> dict[str, Any]:
     spec: dict[str, Any] = {"backend": backend_name(config), "model": config.model}
     if config.base_url:
         spec["base_url"] = config.base_url
+    if config.request_template:  # the body shapes the answer: a changed template must not reuse old records
+        import hashlib
+
+        try:
+            body = Path(config.request_template).read_bytes()
+        except OSError:
+            raise RefuseuError(f"--request-template: file not found: {config.request_template}") from None
+        spec["request_template_sha256"] = hashlib.sha256(body).hexdigest()[:16]
+    if config.response_path:
+        spec["response_path"] = config.response_path
     return spec
 
 
@@ -79,6 +89,8 @@ def backend_options(config: AuditConfig) -> BackendOptions:
         timeout=config.timeout,
         max_retries=config.max_retries,
         headers=headers,
+        extra={k: v for k, v in (("request_template", config.request_template),
+                                 ("response_path", config.response_path)) if v},
     )
 
 

@@ -7,6 +7,9 @@ from refuseu.auditor.backends.base import Backend, BackendOptions, DecodingParam
 BACKENDS: dict[str, str] = {
     "hf": "refuseu.auditor.backends.hf:HFBackend",
     "fake": "refuseu.auditor.backends.fake:FakeBackend",
+    "openai": "refuseu.auditor.backends.openai_chat:OpenAIBackend",
+    "anthropic": "refuseu.auditor.backends.anthropic_messages:AnthropicBackend",
+    "rest": "refuseu.auditor.backends.rest:RestBackend",
 }
 
 

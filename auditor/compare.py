@@ -8,24 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from refuseu.auditor.stats import Z95, compare_proportions
+from refuseu.auditor.stats import compare_proportions
 
 ALPHA = 0.05
 
 
 def _diff_ci(k1: int, n1: int, k2: int, n2: int) -> list[float] | None:
     """Newcombe's hybrid score interval for p2 - p1 (built from the two Wilson intervals)."""
-    from refuseu.auditor.stats import wilson
+    from refuseu.auditor.stats import newcombe_interval
 
-    w1, w2 = wilson(k1, n1, Z95), wilson(k2, n2, Z95)
-    if w1 is None or w2 is None:
-        return None
-    p1, p2 = k1 / n1, k2 / n2
-    (l1, u1), (l2, u2) = w1, w2
-    d = p2 - p1
-    lo = d - ((p2 - l2) ** 2 + (u1 - p1) ** 2) ** 0.5
-    hi = d + ((u2 - p2) ** 2 + (p1 - l1) ** 2) ** 0.5
-    return [max(-1.0, lo), min(1.0, hi)]
+    ci = newcombe_interval(k1, n1, k2, n2)
+    return None if ci is None else [ci[0], ci[1]]
 
 
 def _delta(a: dict[str, Any] | None, b: dict[str, Any] | None, k: str, n: str, higher_is_better: bool) -> dict[str, Any]:

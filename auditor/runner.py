@@ -230,8 +230,9 @@ def finalize(store: RunStore, *, reference: str | None = None, gate: GateConfig 
     manifest = store.read_manifest()
     primary = manifest.get("judge", "markers")
     extra = {j: store.verdicts(j) for j in store.judges_present() if j != primary}
-    summary = summarize(manifest, store.generations(), store.verdicts(), reference=reference, gate=gate, extra_judges=extra)
-    write_outputs(store, summary)
+    generations, verdicts = store.generations(), store.verdicts()
+    summary = summarize(manifest, generations, verdicts, reference=reference, gate=gate, extra_judges=extra)
+    write_outputs(store, summary, generations, verdicts)  # the records already loaded: no second read
     return summary
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from refuseu.auditor.judges.base import REFUSAL, UNJUDGEABLE
 from refuseu.auditor.languages import native_name
-from refuseu.auditor.stats import compare_proportions, wilson
+from refuseu.auditor.stats import compare_proportions, newcombe_interval, wilson
 
 SCHEMA_VERSION = 1
 ALPHA = 0.05
@@ -129,9 +129,11 @@ def summarize(
         if ref_cell is not None and lang != reference and cell.n and ref_cell.n:
             p, test = compare_proportions(ref_cell.refusals, ref_cell.n, cell.refusals, cell.n)
             gap = 100 * (ref_cell.refusals / ref_cell.n - cell.refusals / cell.n)
-            d.update(gap=gap, gap_p=p, gap_test=test, gap_significant=p is not None and p < ALPHA and gap > 0)
+            ci = newcombe_interval(cell.refusals, cell.n, ref_cell.refusals, ref_cell.n)
+            d.update(gap=gap, gap_ci=None if ci is None else [100 * ci[0], 100 * ci[1]], gap_p=p, gap_test=test,
+                     gap_significant=p is not None and p < ALPHA and gap > 0)
         else:
-            d.update(gap=None, gap_p=None, gap_test=None, gap_significant=False)
+            d.update(gap=None, gap_ci=None, gap_p=None, gap_test=None, gap_significant=False)
         if lang != reference:
             leaked = sorted(
                 {cid for (cid, lg, s), refused in outcome.items()

@@ -18,6 +18,20 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float] | None:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def newcombe_interval(k1: int, n1: int, k2: int, n2: int, z: float = Z95) -> tuple[float, float] | None:
+    """Newcombe's hybrid score interval for p2 - p1, built from the two Wilson intervals (method 10 of
+    Newcombe 1998); unlike the Wald interval it stays sensible at rates near 0 or 1 and for small n."""
+    w1, w2 = wilson(k1, n1, z), wilson(k2, n2, z)
+    if w1 is None or w2 is None:
+        return None
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = w1, w2
+    d = p2 - p1
+    lo = d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    hi = d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    return (max(-1.0, lo), min(1.0, hi))
+
+
 def _norm_sf(x: float) -> float:
     return 0.5 * math.erfc(x / math.sqrt(2))
 

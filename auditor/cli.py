@@ -16,6 +16,7 @@ PROG = "refuseu-audit"
 # Subcommands, lazily: "name": "module:function(argv) -> exit code".
 SUBCOMMANDS: dict[str, str] = {
     "report": "refuseu.auditor.commands:report_command",
+    "compare": "refuseu.auditor.compare_report:compare_command",
     "suites": "refuseu.auditor.suites_cmd:suites_command",
 }
 

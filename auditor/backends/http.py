@@ -186,7 +186,6 @@ class HTTPBackend(Backend):
         self.redact = Redactor([self._key, *self.extra_headers.values()])
         self.limiter = RateLimiter(opts.rpm)
         self.backoff_base = float(opts.extra.get("backoff_base_s", BACKOFF_BASE_S))
-        self._pause_until = 0.0  # a 429 pauses every request, not just the one that got it
         self.stats = {"requests": 0, "retries": 0, "errors": 0}
         limits = httpx.Limits(max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency)
         # The total deadline is enforced around each call below; httpx's own timeout guards each phase.
@@ -254,7 +253,6 @@ class HTTPBackend(Backend):
         failure = "no attempt made"
         attempts = 0
         for attempt in range(self.options.max_retries + 1):
-            await self._wait_for_pause()
             await self.limiter.acquire()
             attempts += 1
             self.stats["requests"] += 1
@@ -268,7 +266,7 @@ class HTTPBackend(Backend):
             except (asyncio.TimeoutError, httpx.TimeoutException):
                 failure = f"timeout after {self.options.timeout:g}s"
             except httpx.TransportError as exc:
-                failure = f"connection error: {type(exc).__name__}: {exc}"
+                failure = f"connection error: {type(exc).__name__}: {excerpt(self.redact(str(exc)))}"
             else:
                 latency = time.perf_counter() - start
                 status = resp.status_code
@@ -277,21 +275,19 @@ class HTTPBackend(Backend):
                         data = json.loads(resp.text) if self.json_response else resp.text
                         parsed = self.parse_response(data)
                     except (ValueError, MalformedResponse) as exc:
-                        failure = f"malformed response body: {exc}"
+                        failure = f"malformed response body: {excerpt(self.redact(str(exc)))}"
                     else:
                         extra = {"attempts": attempts} if attempts > 1 else {}
                         return Generation(req.id, parsed.text, finish_reason=parsed.finish_reason,
                                           n_tokens=parsed.n_tokens, latency_s=latency, extra=extra)
                 else:
-                    failure = f"HTTP {status} from {request.url}: {excerpt(resp.text)}"
+                    # Redact before cutting: a cut could leave half a key that no longer matches.
+                    failure = f"HTTP {status} from {request.url}: {excerpt(self.redact(resp.text))}"
                     if status in FATAL_STATUS:
                         raise RefuseuError(self.redact(self._fatal_hint(status, failure)))
                     if status not in RETRYABLE_STATUS and status < 500:
                         break  # a 400/413/422 for this prompt will not change on a retry
                     wait = parse_retry_after(resp.headers)
-                    if status == 429:
-                        pause = wait if wait is not None else backoff_delay(attempt, self.backoff_base)
-                        self._pause_until = max(self._pause_until, time.monotonic() + pause)
             if attempt == self.options.max_retries:
                 break
             self.stats["retries"] += 1
@@ -300,10 +296,6 @@ class HTTPBackend(Backend):
         noun = "attempt" if attempts == 1 else "attempts"
         return Generation(req.id, None, error=self.redact(f"{failure} ({attempts} {noun})"),
                           extra={"attempts": attempts})
-
-    async def _wait_for_pause(self) -> None:
-        while (delay := self._pause_until - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
 
     def _fatal_hint(self, status: int, failure: str) -> str:
         if status in (401, 403, 407):

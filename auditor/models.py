@@ -29,7 +29,7 @@ class ResolvedModel:
 
     name: str
     path: str
-    kind: str  # "alias" | "gguf" | "dir" | "hub"
+    kind: str  # "alias" | "gguf" | "dir" | "hub" | "adapter"
     source: str  # the file or id it came from
 
 
@@ -69,6 +69,9 @@ def resolve_model(model: str) -> ResolvedModel:
     if expanded.exists():
         if not expanded.is_dir():
             raise RefuseuError(f"model path {model} is a file; give a model folder, a .gguf file or a hub id")
+        if (expanded / "adapter_config.json").is_file() and not (expanded / "config.json").is_file():
+            # A LoRA adapter folder (e.g. refuseu-fix's adapter/): the hf backend loads its base model + adapter.
+            return ResolvedModel(expanded.resolve().name, str(expanded.resolve()), "adapter", str(expanded.resolve()))
         if not (expanded / "config.json").is_file():
             raise RefuseuError(f"model folder {model} has no config.json: not a transformers model folder")
         return ResolvedModel(expanded.resolve().name, str(expanded.resolve()), "dir", str(expanded.resolve()))

@@ -33,6 +33,8 @@ def load_causal_lm(model: str, options: BackendOptions) -> tuple[Any, Any, dict[
     transformers = require("transformers")
     quiet_transformers(transformers)
     resolved = resolve_model(model)
+    if resolved.kind == "adapter":
+        return load_adapter(resolved.path, options)
     path = materialize(resolved)
     device, dtype = pick_device_dtype(options.device, options.dtype)
     try:
@@ -62,6 +64,27 @@ def load_causal_lm(model: str, options: BackendOptions) -> tuple[Any, Any, dict[
         "n_parameters": sum(p.numel() for p in lm.parameters()),
         "chat_template": bool(getattr(tokenizer, "chat_template", None)),
     }
+    return lm, tokenizer, info
+
+
+def load_adapter(adapter_dir: str, options: BackendOptions) -> tuple[Any, Any, dict[str, Any]]:
+    """A peft adapter folder: load its base model (any MODEL form, read from adapter_config.json), apply the
+    adapter and merge it in memory, so generation runs at the base model's speed."""
+    import json
+    from pathlib import Path
+
+    peft = require("peft")
+    cfg_path = Path(adapter_dir) / "adapter_config.json"
+    try:
+        base = json.loads(cfg_path.read_text(encoding="utf-8"))["base_model_name_or_path"]
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise RefuseuError(f"{cfg_path}: no usable 'base_model_name_or_path' ({exc})") from None
+    if not base:
+        raise RefuseuError(f"{cfg_path}: field 'base_model_name_or_path' is empty; cannot find the base model")
+    lm, tokenizer, info = load_causal_lm(str(base), options)
+    lm = peft.PeftModel.from_pretrained(lm, adapter_dir).merge_and_unload()
+    lm.eval()
+    info = {**info, "adapter": str(Path(adapter_dir).resolve()), "base_model": str(base), "resolved_from": "adapter"}
     return lm, tokenizer, info
 
 

@@ -1,0 +1,299 @@
+"""refuseu-fix, stage by stage. Every stage reads and writes files in the output folder:
+
+    audit run --(prepare)--> split.json, pairs.jsonl, verify/cases.jsonl, verify/heldout_pairs.jsonl
+              --(train)----> adapter/ (or model/), train_log.jsonl, train.json, merged/ with --merge
+              --(verify)---> verify/ (a run of the fixed model), verify/baseline/, preference.json,
+                             before_after.html, README.md
+
+Under ``accelerate launch`` every process trains; preparing and verifying happen on the main process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from refuseu.auditor.cases import Case, load_suite
+from refuseu.auditor.errors import RefuseuError
+from refuseu.auditor.models import materialize, model_slug, resolve_model
+from refuseu.auditor.runner import Progress
+from refuseu.auditor.store import RunStore, read_jsonl, write_json_atomic
+from refuseu.remediation import pairs as P
+from refuseu.remediation.audit_io import AuditedAnswer, AuditRun, audit_split, extra_benign_ids, load_audit
+from refuseu.remediation.config import MODES, FixConfig
+from refuseu.remediation.profiles import Profile, pick_profile
+from refuseu.remediation.reaudit import SharedBackend, audit_config, run_cases, write_cases
+from refuseu.remediation.templates import load_all_templates
+
+FIX_JSON, SPLIT_JSON, PAIRS, HELDOUT = "fix.json", "split.json", "pairs.jsonl", "verify/heldout_pairs.jsonl"
+VERIFY_CASES = "verify/cases.jsonl"
+
+
+def validate(cfg: FixConfig) -> None:
+    if not cfg.model:
+        raise RefuseuError("MODEL is required (e.g. refuseu-fix smollm2-135m --audit runs/before)")
+    if cfg.mode not in MODES:
+        raise RefuseuError(f"--mode must be one of {', '.join(MODES)}, got '{cfg.mode}'")
+    if not 0 < cfg.holdout < 1:
+        raise RefuseuError(f"--holdout must be between 0 and 1 (exclusive), got {cfg.holdout}")
+    if cfg.capability not in (None, "global-mmlu"):
+        raise RefuseuError(f"--capability: unknown benchmark '{cfg.capability}' (known: global-mmlu)")
+    for name in ("flag_weight", "capability_sample"):
+        if getattr(cfg, name) < 1:
+            raise RefuseuError(f"--{name.replace('_', '-')} must be at least 1")
+
+
+def default_out(model: str) -> str:
+    return str(Path("fixes") / f"{model_slug(model)}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+
+
+def _answers(store: RunStore) -> list[AuditedAnswer]:
+    from refuseu.auditor.runner import case_of_record
+
+    verdicts = store.verdicts()
+    out = []
+    for rid, rec in store.generations().items():
+        if rec.get("error") is None:
+            v = verdicts.get(rid)
+            out.append(AuditedAnswer(rec, case_of_record(rec), None if v is None else v["refusal"]))
+    return out
+
+
+def _suite_cases(run: AuditRun) -> list[Case]:
+    """The audited suite, for benign ids beyond the audit. Missing or changed suites just give no extras."""
+    suite = run.manifest.get("suite") or {}
+    for spec in (suite.get("source"), suite.get("name")):
+        if not spec:
+            continue
+        try:
+            return list(load_suite(str(spec)).cases)
+        except RefuseuError:
+            continue
+    return []
+
+
+class Preparer:
+    """Builds the split, the preference pairs and the verification set from the audit."""
+
+    def __init__(self, cfg: FixConfig, run: AuditRun, out: Path, profile: Profile, progress: Progress | None) -> None:
+        self.cfg, self.run, self.out, self.profile, self.progress = cfg, run, out, profile, progress
+        self.system = (run.manifest.get("decoding") or {}).get("system")
+        self.langs = run.languages
+        self._backend: SharedBackend | None = None
+
+    def backend(self) -> SharedBackend:
+        """The base model, loaded once and lent to every generation run of this stage."""
+        if self._backend is None:
+            from refuseu.auditor.backends import get_backend
+            from refuseu.auditor.runner import backend_options
+
+            conf = self._config([], self.out / "_", self.cfg.model)
+            self._backend = SharedBackend(get_backend(conf.backend or "hf", self.cfg.model, backend_options(conf)))
+        return self._backend
+
+    def _config(self, cases: list[Case], out: Path, model: str) -> Any:
+        suite = write_cases(cases, out / "cases.jsonl") if cases else out / "cases.jsonl"
+        return audit_config(model, suite, out, self.run.manifest, judges=self.run.judges[:1], device=self.cfg.device,
+                            dtype=self.cfg.dtype, batch_size=self.cfg.gen_batch_size,
+                            trust_remote_code=self.cfg.trust_remote_code)
+
+    def generate(self, cases: list[Case], out: Path, model: str | None = None) -> list[AuditedAnswer]:
+        if not cases:
+            return []
+        conf = self._config(cases, out, model or self.cfg.model)
+        backend = self.backend() if model is None else None
+        asyncio.run(run_cases(conf, backend, self.progress))
+        return _answers(RunStore(out))
+
+    def teacher_refusals(self, failures: list[AuditedAnswer]) -> tuple[dict[tuple[str, str], str], dict[str, int]]:
+        """Refusals written by the teacher, kept only where the judge calls them a refusal and language ID
+        confirms the prompt's language. Returns them and counts (asked, accepted)."""
+        if self.cfg.teacher == "none":
+            return {}, {"asked": 0, "accepted": 0}
+        templates = load_all_templates()
+        cases = []
+        for a in failures:
+            t = templates.get(a.case.lang)
+            if a.case.reference or t is None or t.teacher_system is None:
+                continue
+            if any(role == "system" for role, _ in a.case.messages) or self.system:
+                continue  # the audit already had a system prompt; ours would change the request
+            cases.append(Case(a.case.id, a.case.lang, a.case.category, a.case.style,
+                              (("system", t.teacher_system), *a.case.messages), "refuse"))
+        model = None if self.cfg.teacher == "self" else self.cfg.teacher
+        answers = self.generate(cases, self.out / "teacher", model)
+        accepted = {}
+        for a in answers:
+            if a.outcome == "refusal" and a.record.get("finish_reason") != "length" and self._lang_ok(a):
+                accepted[(a.case.id, a.case.lang)] = (a.record.get("response") or "").strip()
+        return accepted, {"asked": len(cases), "accepted": len(accepted)}
+
+    def _lang_ok(self, a: AuditedAnswer) -> bool:
+        v = RunStore(self.out / "teacher").verdicts().get(a.record["id"]) or {}
+        return v.get("response_lang") == a.case.lang
+
+    def prepare(self) -> dict[str, Any]:
+        cfg, run = self.cfg, self.run
+        train_ids, verify_ids = audit_split(run, cfg.holdout, cfg.seed)
+        train_set, verify_set = set(train_ids), set(verify_ids)
+        failures = [a for a in run.answers if a.case.id in train_set and a.complied]
+        if cfg.mode == "english-only":
+            failures = [a for a in failures if a.case.lang == P.ENGLISH]
+        if not failures:
+            judged = sum(1 for a in run.answers if a.case.harmful and a.outcome not in (None, "unjudgeable"))
+            where = " in English" if cfg.mode == "english-only" else ""
+            raise RefuseuError(
+                f"--audit: nothing to fix{where}: no harmful case in the training split of {run.dir} was complied "
+                f"with ({judged} judged harmful answers; the rest were refused or unjudgeable)")
+        missing = sorted({a.case.lang for a in failures} - set(load_all_templates()))
+        if missing:
+            raise RefuseuError(f"no refusal templates for language(s) {', '.join(missing)} "
+                               "(add remediation/data/refusals/<lang>.yaml)")
+        audit_ids = {a.case.id for a in run.answers}
+        suite_cases = _suite_cases(run)
+        n_anchor = cfg.anchors if cfg.anchors is not None else self.profile.anchors
+        anchor_ids, benign_verify_ids = extra_benign_ids(suite_cases, audit_ids, n_anchor, cfg.verify_benign, cfg.seed)
+        anchor_langs = [P.ENGLISH] if cfg.mode == "english-only" else self.langs
+        anchor_cases = [c for c in suite_cases if c.id in set(anchor_ids) and c.lang in anchor_langs]
+
+        t0 = time.perf_counter()
+        teacher, teacher_counts = self.teacher_refusals(failures)
+        anchor_answers = self.generate(anchor_cases, self.out / "anchors")
+        gen_s = time.perf_counter() - t0
+
+        harmful, no_chosen = P.harmful_pairs(failures, train_set, teacher, self.system, "train")
+        anchors = P.anchor_pairs([*run.answers, *anchor_answers], train_set | set(anchor_ids), self.system, "train")
+        if cfg.mode == "english-only":
+            anchors = [r for r in anchors if r["lang"] == P.ENGLISH]
+        rows = P.select_mode(harmful, anchors, cfg.mode, seed=cfg.seed, summary=run.summary, flag_weight=cfg.flag_weight)
+        asyncio.run(self.check_chosen(rows))
+        _write_jsonl(self.out / PAIRS, rows)
+
+        heldout_h, _ = P.harmful_pairs(run.answers, verify_set, {}, self.system, "verify", use_teacher=False)
+        heldout_a = P.anchor_pairs(run.answers, verify_set, self.system, "verify")
+        _write_jsonl(self.out / HELDOUT, [*heldout_h, *heldout_a])
+
+        verify_cases = [a.case for a in run.answers if a.case.id in verify_set and int(a.record.get("sample", 0)) == 0]
+        verify_cases += [c for c in suite_cases if c.id in set(benign_verify_ids) and c.lang in self.langs]
+        write_cases(verify_cases, self.out / VERIFY_CASES)
+        split = {
+            "method": "sha256(seed|id), stratified by category; an id is on one side in every language",
+            "seed": cfg.seed, "holdout": cfg.holdout, "languages": self.langs,
+            "train_ids": train_ids, "verify_ids": verify_ids,
+            "anchor_ids": anchor_ids, "verify_benign_ids": benign_verify_ids,
+        }
+        write_json_atomic(self.out / SPLIT_JSON, split)
+        sources: dict[str, int] = {}
+        for r in rows:
+            sources[f"{r['kind']}:{r['source']}"] = sources.get(f"{r['kind']}:{r['source']}", 0) + 1
+        return {"n_pairs": len(rows), "n_heldout_pairs": len(heldout_h) + len(heldout_a),
+                "n_verify_cases": len(verify_cases), "sources": sources, "teacher": teacher_counts,
+                "languages_without_chosen": no_chosen, "generation_s": round(gen_s, 1)}
+
+    async def check_chosen(self, rows: list[dict[str, Any]]) -> None:
+        """Judge every chosen refusal (and language-ID it), recording the result on the row."""
+        from refuseu.auditor.judges import get_judge
+        from refuseu.auditor.judges.base import JudgeItem
+
+        harmful = [r for r in rows if r["kind"] == P.HARMFUL]
+        judge = get_judge(self.run.judges[0])
+        try:
+            items = [JudgeItem(r["id"], Case(r["case_id"], r["lang"], r["category"], r["style"],
+                                             (("user", r["prompt"][-1]["content"]),)), r["chosen"][0]["content"])
+                     for r in harmful]
+            verdicts = await judge.judge(items) if items else []
+        finally:
+            await judge.aclose()
+        from refuseu.auditor.judges.langid import detect_languages
+
+        langs = detect_languages([r["chosen"][0]["content"] for r in harmful])
+        for r, v, lang in zip(harmful, verdicts, langs):
+            r["checks"] = {"chosen_verdict": v.refusal, "chosen_lang": lang}
+
+    def close(self) -> None:
+        if self._backend is not None:
+            asyncio.run(self._backend.close_inner())
+            self._backend = None
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def read_pairs(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise RefuseuError(f"{path} not found: run refuseu-fix on this output folder first")
+    return list(read_jsonl(path))
+
+
+def _distributed() -> Any:
+    """accelerate's process state when launched with several processes, else None."""
+    try:
+        from accelerate import PartialState
+    except ImportError:
+        return None
+    state = PartialState()
+    return state if state.num_processes > 1 else None
+
+
+def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None, log: Any = print) -> int:
+    """The whole fix. Returns the exit code (0 verified, 1 verification failed)."""
+    from refuseu.remediation.train import ADAPTER, MERGED, merge_adapter, set_adapter_base, train_dpo
+
+    validate(cfg)
+    run = load_audit(cfg.audit, cfg.model)
+    out = Path(cfg.out or default_out(cfg.model))
+    cfg.out = str(out)
+    profile = pick_profile(cfg.device)
+    state = _distributed()
+    main = state is None or state.is_main_process
+    started = time.perf_counter()
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        prep = Preparer(cfg, run, out, profile, progress)
+        try:
+            facts = prep.prepare()
+        finally:
+            prep.close()
+        log(f"pairs: {facts['n_pairs']} training pairs ({facts['sources']}), {facts['n_heldout_pairs']} held-out pairs, "
+            f"{facts['n_verify_cases']} verification cases")
+        write_json_atomic(out / FIX_JSON, {"tool": "refuseu-fix", "model": cfg.model, "audit": str(run.dir),
+                                           "config": cfg.to_dict(), "explicit_flags": sorted(explicit),
+                                           "profile": profile.name, "prepare": facts})
+    if state is not None:
+        state.wait_for_everyone()
+    rows = P.expand_weights(read_pairs(out / PAIRS))
+    base_path = materialize(resolve_model(cfg.model))
+    info = train_dpo(base_path, rows, cfg, profile, explicit, out, progress)
+    if state is not None:
+        state.wait_for_everyone()
+    if not main:
+        return 0
+    if not cfg.full:
+        set_adapter_base(out / ADAPTER, _portable(cfg.model))
+        if cfg.merge:
+            merge_adapter(base_path, out / ADAPTER, out / MERGED, cfg.trust_remote_code)
+    log(f"trained: {info['steps']} steps in {info['wall_s']:.0f} s ({info['method']}, {info['device']})")
+    fix = json.loads((out / FIX_JSON).read_text(encoding="utf-8"))
+    fix["train"] = info
+    fix["prepare_train_s"] = round(time.perf_counter() - started, 1)
+    write_json_atomic(out / FIX_JSON, fix)
+    if cfg.skip_verify:
+        log(f"skipped verification; run: refuseu-fix verify {out}")
+        return 0
+    from refuseu.remediation.verify import verify
+
+    return verify(out, progress=progress, log=log)
+
+
+def _portable(model: str) -> str:
+    """How the adapter names its base: an alias or hub id as given, a local folder as an absolute path."""
+    resolved = resolve_model(model)
+    return resolved.path if resolved.kind == "dir" else model

@@ -1,0 +1,113 @@
+"""The preference margin on held-out pairs, before and after training: a mechanism check that moves even
+where greedy answers barely change.
+
+For a model m, a pair's margin is log m(chosen | prompt) - log m(rejected | prompt), summed over the
+answer tokens (the same sequence log-probabilities DPO uses). ``accuracy`` is the share of pairs with a
+positive margin. The change after - before is exactly the DPO implicit reward margin divided by beta
+(the reference model being the base model), which is also reported as ``implicit_reward``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from refuseu.auditor.registry import require
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_pair_side(tokenizer: Any, prompt: list[dict[str, str]], answer: list[dict[str, str]],
+                     max_length: int) -> tuple[list[int], int]:
+    """(token ids of prompt + answer, index where the answer starts), tokenized as TRL does."""
+    prompt_ids = list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False))
+    full_ids = list(tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=False))
+    start = _common_prefix(prompt_ids, full_ids)
+    if len(full_ids) > max_length:  # keep the answer: cut the prompt from the left
+        cut = len(full_ids) - max_length
+        full_ids, start = full_ids[cut:], max(0, start - cut)
+    return full_ids, start
+
+
+def sequence_logps(model: Any, tokenizer: Any, items: Sequence[tuple[list[int], int]], batch_size: int = 8) -> list[float]:
+    """Sum of log-probabilities of the answer tokens of each (ids, start), batched with right padding."""
+    torch = require("torch")
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    device = next(model.parameters()).device
+    out: list[float] = []
+    with torch.inference_mode():
+        for i in range(0, len(items), batch_size):
+            chunk = items[i:i + batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            answer_mask = torch.zeros((len(chunk), width), dtype=torch.bool)
+            for row, (ids, start) in enumerate(chunk):
+                input_ids[row, :len(ids)] = torch.tensor(ids)
+                attention[row, :len(ids)] = 1
+                answer_mask[row, start:len(ids)] = True
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], dim=-1)
+            target = input_ids[:, 1:].to(device)
+            token_logp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+            mask = answer_mask[:, 1:].to(device)
+            out += (token_logp * mask).sum(dim=1).tolist()
+    return out
+
+
+def pair_margins(model: Any, tokenizer: Any, pairs: Sequence[dict[str, Any]], max_length: int = 512) -> list[float]:
+    chosen = [encode_pair_side(tokenizer, p["prompt"], p["chosen"], max_length) for p in pairs]
+    rejected = [encode_pair_side(tokenizer, p["prompt"], p["rejected"], max_length) for p in pairs]
+    lc = sequence_logps(model, tokenizer, chosen)
+    lr = sequence_logps(model, tokenizer, rejected)
+    return [c - r for c, r in zip(lc, lr)]
+
+
+def stats(margins: Sequence[float]) -> dict[str, Any]:
+    n = len(margins)
+    return {"accuracy": None if n == 0 else sum(m > 0 for m in margins) / n,
+            "margin": None if n == 0 else sum(margins) / n}
+
+
+def preference_report(before: Sequence[float], after: Sequence[float], pairs: Sequence[dict[str, Any]],
+                      beta: float) -> dict[str, Any]:
+    """preference.json: overall, per kind and per language; plus the DPO implicit reward after training."""
+    def block(idx: list[int]) -> dict[str, Any]:
+        b, a = [before[i] for i in idx], [after[i] for i in idx]
+        rewards = [beta * (y - x) for x, y in zip(b, a)]
+        return {"n": len(idx), "before": stats(b), "after": stats(a),
+                "implicit_reward": {"accuracy": None if not idx else sum(r > 0 for r in rewards) / len(idx),
+                                    "margin": None if not idx else sum(rewards) / len(idx)}}
+
+    everything = list(range(len(pairs)))
+    out = {**block(everything), "beta": beta,
+           "definition": "margin = log p(chosen|prompt) - log p(rejected|prompt), summed over answer tokens; "
+                         "accuracy = share of pairs with margin > 0; implicit_reward = beta * (after - before)",
+           "by_kind": {}, "by_language": {}}
+    for key, field in (("by_kind", "kind"), ("by_language", "lang")):
+        groups: dict[str, list[int]] = {}
+        for i, p in enumerate(pairs):
+            groups.setdefault(p[field], []).append(i)
+        out[key] = {g: block(idx) for g, idx in groups.items()}
+    return out
+
+
+def load_for_scoring(model_path: str, adapter: str | None, device: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    transformers = require("transformers")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(adapter or model_path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = transformers.AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, trust_remote_code=trust_remote_code)
+    if adapter:
+        peft = require("peft")
+        model = peft.PeftModel.from_pretrained(model, adapter)
+    model.to(device)
+    model.eval()
+    return model, tokenizer

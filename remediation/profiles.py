@@ -1,0 +1,46 @@
+"""Training defaults per device. Flags and ``--config`` override any of them.
+
+GPU: the usual DPO recipe for instruction-tuned 7-70B models (sigmoid loss, beta 0.1, LoRA r=16 on all
+linear layers, lr 5e-5 with LoRA or 5e-7 full, cosine schedule with 10% warm-up, an effective batch of 32,
+3 epochs, bf16), with a small SFT term on the chosen refusal (weight 0.2) to keep refusals fluent in
+every language.
+
+CPU: a profile that measurably moves a ~100M-parameter model within minutes on 2 cores. Plain DPO at a
+GPU-style learning rate does not move SmolLM2-135M (held-out refusal stayed at 5-7% in our trial); DPO
+plus an SFT term at lr 5e-4 does. The benign anchors and the SFT weight hold over-refusal down. fp32,
+``use_cpu``. Every number here was measured on SmolLM2-135M (docs/fix.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    learning_rate: float
+    full_learning_rate: float
+    epochs: float
+    batch_size: int
+    grad_accum: int
+    beta: float
+    sft_weight: float
+    max_length: int
+    anchors: int  # extra benign anchor ids per language
+    warmup_ratio: float
+    scheduler: str
+
+
+GPU = Profile("gpu", learning_rate=5e-5, full_learning_rate=5e-7, epochs=3, batch_size=8, grad_accum=4, beta=0.1,
+              sft_weight=0.2, max_length=1024, anchors=8, warmup_ratio=0.1, scheduler="cosine")
+CPU = Profile("cpu", learning_rate=5e-4, full_learning_rate=1e-5, epochs=2, batch_size=4, grad_accum=1, beta=0.1,
+              sft_weight=1.0, max_length=256, anchors=3, warmup_ratio=0.05, scheduler="linear")
+
+
+def pick_profile(device: str | None) -> Profile:
+    if device is None:
+        from refuseu.auditor.registry import require
+
+        device = "cuda" if require("torch").cuda.is_available() else "cpu"
+    return CPU if device == "cpu" else GPU

@@ -1,0 +1,104 @@
+"""Every generation refuseu-fix needs (teacher refusals, benign anchors, verification) goes through the
+auditor's own runner: the cases are written as a JSONL suite into the output folder and audited like
+any suite, so each answer is stored, judged and resumable exactly as in ``refuseu-audit``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from refuseu.auditor.backends.base import Backend, Generation, GenRequest
+from refuseu.auditor.cases import Case
+from refuseu.auditor.config import AuditConfig
+from refuseu.auditor.runner import Progress
+from refuseu.auditor.store import RunStore
+
+
+class SharedBackend(Backend):
+    """Lends one loaded backend to several runs: the runner closes its backend after each run, and
+    reloading a model for each small run would cost more than the run itself."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.model, inner.options)
+        self.inner = inner
+        self.name = inner.name
+
+    async def generate(self, batch: list[GenRequest]) -> list[Generation]:
+        return await self.inner.generate(batch)
+
+    @property
+    def batch_size(self) -> int:
+        return self.inner.batch_size
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.inner.max_concurrency
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    async def aclose(self) -> None:
+        """Closing is left to whoever made the inner backend."""
+
+    async def close_inner(self) -> None:
+        await self.inner.aclose()
+
+
+def write_cases(cases: Sequence[Case], path: Path) -> Path:
+    """Cases as a custom JSONL suite (the format refuseu-audit reads)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as fh:
+        for c in cases:
+            rec: dict[str, Any] = {"id": c.id, "lang": c.lang, "category": c.category, "style": c.style,
+                                   "messages": c.chat(), "expected": c.expected}
+            if c.reference is not None:
+                rec["reference"] = c.reference
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return path
+
+
+def audit_config(model: str, suite: Path, out: Path, audit_manifest: dict[str, Any], *, judges: list[str],
+                 device: str | None, dtype: str | None, batch_size: int | None, trust_remote_code: bool,
+                 backend: str | None = None) -> AuditConfig:
+    """An AuditConfig with the audit's own decoding parameters, so answers are comparable with it."""
+    dec = audit_manifest.get("decoding") or {}
+    cfg = audit_manifest.get("config") or {}
+    return AuditConfig(
+        model=model, backend=backend or (audit_manifest.get("backend") or {}).get("backend") or "hf",
+        suite=str(suite), out=str(out), judge=list(judges), reference=cfg.get("reference", "en"),
+        max_new_tokens=int(dec.get("max_new_tokens", 256)), temperature=float(dec.get("temperature", 0.0)),
+        top_p=float(dec.get("top_p", 1.0)), seed=int(cfg.get("seed", 0)), system=dec.get("system"),
+        batch_size=batch_size, device=device, dtype=dtype, trust_remote_code=trust_remote_code, quiet=True,
+    )
+
+
+async def run_cases(config: AuditConfig, backend: Backend | None = None,
+                    progress: Progress | None = None) -> tuple[RunStore, dict[str, Any]]:
+    from refuseu.auditor.runner import run_audit_async
+
+    summary = await run_audit_async(config, progress, backend=backend)
+    return RunStore(str(config.out)), summary
+
+
+def seed_from_audit(audit_dir: Path, target: Path, record_ids: set[str]) -> int:
+    """Copy the audit's stored generations whose ids the new run will ask for, so the runner resumes
+    instead of regenerating them (ids hash case, model, decoding: equal ids are equal requests).
+    Verdicts are not copied: both sides are judged again by the same, current judges."""
+    if (target / "generations.jsonl").exists():
+        return 0
+    target.mkdir(parents=True, exist_ok=True)
+    src = RunStore(audit_dir).generations()
+    recs = [rec for rid, rec in src.items() if rid in record_ids and rec.get("error") is None]
+    RunStore(target).append_generations(recs)
+    return len(recs)
+
+
+def planned_ids(config: AuditConfig) -> set[str]:
+    """The record ids a run of ``config`` will ask for (nothing is written)."""
+    from refuseu.auditor.runner import prepare
+
+    _, _, _, _, requests = prepare(config)
+    return {r.id for r in requests}

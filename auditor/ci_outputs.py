@@ -125,7 +125,7 @@ def render_junit(summary: dict[str, Any]) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
-def _md(text: Any) -> str:
+def md_escape(text: Any) -> str:
     """One table cell or list item: no line breaks, pipes and markup characters escaped."""
     s = " ".join(str(text).split())
     return re.sub(r"([\\`*_|<>\[\]])", r"\\\1", s)
@@ -137,10 +137,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
     verdict = "✅ PASS" if gate["passed"] else "❌ FAIL"
     suite = run["suite"]
     lines = [
-        f"### refuseu audit: {verdict} · {_md(run.get('model'))}",
+        f"### refuseu audit: {verdict} · {md_escape(run.get('model'))}",
         "",
-        f"Suite {_md(suite.get('name'))} {_md(suite.get('version'))} (`{str(suite.get('hash') or '')[:12]}`) · "
-        f"judge {_md(run.get('judge'))} · backend {_md(run.get('backend'))} · reference {ref} · "
+        f"Suite {md_escape(suite.get('name'))} {md_escape(suite.get('version'))} (`{str(suite.get('hash') or '')[:12]}`) · "
+        f"judge {md_escape(run.get('judge'))} · backend {md_escape(run.get('backend'))} · reference {ref} · "
         f"{overall.get('n_records', 0):,} records · refusal overall {_pct(overall['refusal_rate'])} (n={overall['n']:,})",
         "",
         f"| Language | n | Refusal [95% CI] | Gap to {ref} (pts) | Over-refusal | Same language | Leaks | Errors | Gate |",
@@ -153,13 +153,13 @@ def render_markdown(summary: dict[str, Any]) -> str:
         gap = "–" if d.get("gap") is None else f"{d['gap']:+.1f}" + ("\\*" if d.get("gap_significant") else "")
         leaks = "–" if d.get("leaks") is None else f"{d['leaks']}/{d['n_parallel']}"
         status = "❌" if lang in failing_langs else "✅"
-        lines.append(f"| {_md(d['name'])} ({lang}) | {d['n']} | {rate} | {gap} | {_pct(d['over_refusal_rate'])} | "
+        lines.append(f"| {md_escape(d['name'])} ({lang}) | {d['n']} | {rate} | {gap} | {_pct(d['over_refusal_rate'])} | "
                      f"{_pct(d['language_consistency'])} | {leaks} | {d['errors']} | {status} |")
     lines += ["", "\\* the gap is significant at p < 0.05 (two-proportion z-test, or Fisher's exact test for small cells). "
               "Leaks: ids refused in the reference language and answered in this one."]
     if gate["failures"]:
         lines += ["", f"**Failing gates ({len(gate['failures'])})**", ""]
-        lines += [f"- {_md(f)}" for f in gate["failures"][:MAX_MD_FAILURES]]
+        lines += [f"- {md_escape(f)}" for f in gate["failures"][:MAX_MD_FAILURES]]
         if len(gate["failures"]) > MAX_MD_FAILURES:
             lines.append(f"- … and {len(gate['failures']) - MAX_MD_FAILURES} more (see report.html)")
     if overall.get("errors"):

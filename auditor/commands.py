@@ -24,7 +24,7 @@ def report_command(argv: Sequence[str]) -> int:
         store.read_manifest()
         gate = GateConfig.from_file(args.gate) if args.gate else None
         summary = finalize(store, reference=args.reference, gate=gate)
-        print(f"wrote {store.dir}/summary.json and {store.dir}/report.html")
+        print(f"wrote {store.dir}/: summary.json, report.html, junit.xml, summary.md")
         return 0 if summary["gate"]["passed"] else 1
 
     return run_guarded(go, f"{PROG} report")

@@ -63,6 +63,13 @@ def _case_ids(spec: SyntheticSpec) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _suite_hash(cases: list[tuple[str, str, str, str]], languages: tuple[str, ...]) -> str:
+    import hashlib
+
+    text = "\n".join([",".join(languages), *("|".join(c) for c in cases)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _answer(spec: SyntheticSpec, rng: random.Random, lang: str, refused: bool) -> str:
     if refused:
         return REFUSAL_TEXTS.get(lang, REFUSAL_TEXTS["en"])
@@ -128,7 +135,7 @@ def write_synthetic_run(directory: str | Path, spec: SyntheticSpec | None = None
         "format_version": FORMAT_VERSION, "tool": "refuseu-audit", "synthetic": True, "model": spec.model,
         "backend": {"backend": "synthetic", "model": spec.model},
         "decoding": {"max_new_tokens": 256, "temperature": 0.0},
-        "suite": {"name": "synthetic", "version": "1", "hash": f"synthetic-{spec.seed}-{len(cases)}",
+        "suite": {"name": "synthetic", "version": "1", "hash": _suite_hash(cases, spec.languages),
                   "n_cases": len(cases) * len(spec.languages), "languages": list(spec.languages),
                   "categories": {**CATEGORIES, "benign": "Benign contrast (must be answered)"},
                   "styles": {s: s.replace("_", " ").capitalize() for s in STYLES}},

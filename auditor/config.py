@@ -57,6 +57,11 @@ class AuditConfig:
     header: list[str] = opt([], "Extra HTTP header K=V (repeatable; in --config also a mapping). ${VAR} in V reads the environment.")
     request_template: str | None = opt(None, "rest backend: jinja2 file rendering the JSON request body ({{ prompt }}, {{ messages }}, ... inserted as JSON).")
     response_path: str | None = opt(None, "rest backend: dotted path to the answer in the JSON response, e.g. choices.0.text (default: the whole body).")
+    tensor_parallel_size: int = opt(1, "vllm backend: GPUs one model copy is split over (tensor parallelism).")
+    data_parallel_size: int = opt(1, "vllm backend: model copies that share the prompts (data parallelism).")
+    gpu_memory_utilization: float = opt(0.9, "vllm backend: share of each GPU's memory vLLM may claim (weights + KV cache).")
+    max_model_len: int | None = opt(None, "vllm backend: context length to reserve KV cache for (default: the model's).")
+    shard: str | None = opt(None, "K/N: audit only shard K of N (1-based), split by case id; merge shard runs with 'refuseu-audit merge'.")
     quiet: bool = opt(False, "No progress bars or tables; errors are still printed.")
 
     def decoding(self) -> Any:

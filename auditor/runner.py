@@ -89,8 +89,16 @@ def backend_options(config: AuditConfig) -> BackendOptions:
         timeout=config.timeout,
         max_retries=config.max_retries,
         headers=headers,
-        extra={k: v for k, v in (("request_template", config.request_template),
+        extra={
+            **{k: v for k, v in (("request_template", config.request_template),
                                  ("response_path", config.response_path)) if v},
+            # Engine sizing for the vllm backend; other backends ignore it. Not part of record ids: it changes
+            # how fast answers come, not which.
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "data_parallel_size": config.data_parallel_size,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "max_model_len": config.max_model_len,
+        },
     )
 
 
@@ -149,6 +157,17 @@ def validate_config(config: AuditConfig) -> None:
         raise RefuseuError(f"--concurrency must be at least 1, got {config.concurrency}")
     if not config.judge:
         raise RefuseuError("--judge: at least one judge is needed")
+    for name in ("tensor_parallel_size", "data_parallel_size"):
+        if getattr(config, name) < 1:
+            raise RefuseuError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if not 0 < config.gpu_memory_utilization <= 1:
+        raise RefuseuError(f"--gpu-memory-utilization must be in (0, 1], got {config.gpu_memory_utilization}")
+    if config.max_model_len is not None and config.max_model_len < 16:
+        raise RefuseuError(f"--max-model-len must be at least 16, got {config.max_model_len}")
+    if config.shard is not None:
+        from refuseu.auditor.shard import parse_shard
+
+        parse_shard(config.shard)
 
 
 def default_out(config: AuditConfig) -> str:
@@ -244,6 +263,16 @@ def prepare(config: AuditConfig) -> tuple[Suite, list[Case], RunStore, dict[str,
                          sample=config.sample, seed=config.seed)
     if not cases:
         raise RefuseuError("the selection is empty: no cases match --langs/--categories")
+    unsharded_hash = None
+    if config.shard is not None:  # after selection, so every shard splits the same --sample
+        from refuseu.auditor.shard import apply_shard, parse_shard
+
+        unsharded_hash = suite.replace_cases(cases).content_hash
+        shard = parse_shard(config.shard)
+        config.shard = str(shard)  # canonical "K/N" in the manifest, so " 2 / 3" resumes "2/3"
+        cases = apply_shard(cases, shard)
+        if not cases:
+            raise RefuseuError(f"--shard {config.shard}: this shard is empty (the selection has fewer ids than shards)")
     config.out = config.out or default_out(config)
     store = RunStore(config.out)
     spec = backend_spec(config)
@@ -257,10 +286,12 @@ def prepare(config: AuditConfig) -> tuple[Suite, list[Case], RunStore, dict[str,
         "backend": spec,
         "decoding": params.to_dict(),
         "selection": {"langs": sorted(config.langs), "categories": sorted(config.categories), "sample": config.sample,
-                      "seed": config.seed, "num_samples": config.num_samples},
+                      "seed": config.seed, "num_samples": config.num_samples,
+                      **({"shard": config.shard} if config.shard else {})},
         "suite": {"name": suite.name, "version": suite.version, "hash": selected.content_hash,
                   "full_hash": suite.content_hash, "source": suite.source, "n_cases": len(cases),
-                  "languages": selected.languages, "categories": suite.categories, "styles": suite.styles},
+                  "languages": selected.languages, "categories": suite.categories, "styles": suite.styles,
+                  **({"unsharded_hash": unsharded_hash} if unsharded_hash else {})},
         "judge": config.judge[0],
         "judges": config.judge,
         "gate": gate.to_dict(),

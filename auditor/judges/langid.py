@@ -23,7 +23,8 @@ def _detector(codes: tuple[str, ...]) -> Any:
     from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
     langs = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
-    return LanguageDetectorBuilder.from_languages(*langs).with_preloaded_language_models().build()
+    # Lazy model loading: preloading every model costs tens of seconds at start-up; lazy loads in milliseconds.
+    return LanguageDetectorBuilder.from_languages(*langs).build()
 
 
 def detector() -> Any:

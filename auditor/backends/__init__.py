@@ -10,6 +10,7 @@ BACKENDS: dict[str, str] = {
     "openai": "refuseu.auditor.backends.openai_chat:OpenAIBackend",
     "anthropic": "refuseu.auditor.backends.anthropic_messages:AnthropicBackend",
     "rest": "refuseu.auditor.backends.rest:RestBackend",
+    "vllm": "refuseu.auditor.backends.vllm:VLLMBackend",
 }
 
 

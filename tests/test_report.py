@@ -278,3 +278,21 @@ def test_compare_bad_input_is_one_clear_line(cli, tmp_path):
     bad.write_text('{"schema_version": 99, "run": {}, "by_language": {}}')
     proc = cli("compare", str(bad), str(bad), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "schema_version" in proc.stderr
+
+
+@pytest.mark.parametrize("spec", [
+    SyntheticSpec(harmful_per_language=14, benign_per_language=2, error_rate=1.0),  # every request failed
+    SyntheticSpec(languages=("en",), harmful_per_language=14, benign_per_language=0, second_judge_agreement=None),
+    SyntheticSpec(languages=("lv", "de"), harmful_per_language=3, benign_per_language=1),  # no reference language
+], ids=["all-errors", "reference-only", "no-reference"])
+def test_edge_runs_render_every_output(spec, tmp_path):
+    store = write_synthetic_run(tmp_path / "run", spec)
+    summary = finalize(store)
+    html = (store.dir / "report.html").read_text(encoding="utf-8")
+    assert ("✓ PASS" in html) == summary["gate"]["passed"]
+    ET.parse(store.dir / "junit.xml")
+    assert (store.dir / "summary.md").read_text(encoding="utf-8").startswith("### refuseu audit")
+    if spec.error_rate == 1.0:
+        assert "nothing was gated" in html and f"Errors ({summary['overall']['errors']})" in html
+        root = ET.parse(store.dir / "junit.xml").getroot()
+        assert root.find("testsuite[@name='refuseu.run']/testcase[@name='gate']/failure") is not None

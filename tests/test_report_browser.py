@@ -170,14 +170,14 @@ def test_screenshots_light_and_dark(chromium, payload_run, tmp_path):
     light = screenshot(chromium, tmp_path, url, "light.png")
     width, height, rows = read_png(light, max_rows=260)
     assert (width, height) == (1000, 700)
-    assert pixel(rows, 995, 5) == (255, 255, 255)  # light background
+    assert max(abs(a - b) for a, b in zip(pixel(rows, 995, 5), (255, 255, 255))) <= 3  # light background
     # The FAIL badge (#b34700, white text) sits in the top-left area; a blank or unstyled page has none.
     assert count_near(rows, (0xB3, 0x47, 0x00), (0, 0, 300, 120)) > 300
     colours = {rows[y][x:x + 3] for y in range(0, 260, 4) for x in range(0, 3000, 12)}
     assert len(colours) > 20  # text and colour, not a flat page
     dark = screenshot(chromium, tmp_path, url, "dark.png", "--force-dark-mode")
     _, _, drows = read_png(dark, max_rows=260)
-    assert pixel(drows, 995, 5) == (0x0D, 0x11, 0x17)  # the dark palette's background
+    assert max(abs(a - b) for a, b in zip(pixel(drows, 995, 5), (0x0D, 0x11, 0x17))) <= 3  # dark background
     assert count_near(drows, (0xE6, 0x9F, 0x00), (0, 0, 300, 120)) > 300  # dark-mode FAIL badge
 
 

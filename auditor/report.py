@@ -43,6 +43,14 @@ def _heat(rate: float | None) -> str:
     return f"h{sum(rate >= b for b in HEAT_BINS) - 1}"
 
 
+def _pts(x: float | None) -> str:
+    """Signed points with one decimal; a change that rounds to zero is 0.0, never -0.0."""
+    if x is None:
+        return "–"
+    v = round(x, 1)
+    return "0.0" if v == 0 else f"{v:+.1f}"
+
+
 def _pval(p: float | None) -> str:
     if p is None:
         return "–"
@@ -64,7 +72,7 @@ def environment() -> Any:
     env.filters["lang_name"] = native_name
     env.filters["heat"] = _heat
     env.filters["pval"] = _pval
-    env.filters["pts"] = lambda x: "–" if x is None else f"{x:+.1f}"
+    env.filters["pts"] = _pts
     return env
 
 

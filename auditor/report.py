@@ -95,6 +95,19 @@ def _gap_domain(summary: dict[str, Any]) -> float:
     return float(step * -(-top // step))
 
 
+def weakest(summary: dict[str, Any], limit: int = 5, min_n: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """The lowest refusal rates: categories overall, and language x category cells with at least ``min_n``
+    judged cases (smaller cells are too noisy to headline). Ties go to the larger n."""
+    cats = [{"category": c, **d} for c, d in summary["by_category"].items() if d["n"] >= min_n]
+    cells = [{"lang": lang, "category": c, **d} for lang, row in summary["by_language_category"].items()
+             for c, d in row.items() if d["n"] >= min_n]
+
+    def key(d: dict[str, Any]) -> tuple[float, int]:
+        return (d["refusal_rate"], -d["n"])
+
+    return {"categories": sorted(cats, key=key)[:3], "cells": sorted(cells, key=key)[:limit]}
+
+
 def report_context(manifest: dict[str, Any], summary: dict[str, Any], generations: Records,
                    verdicts: Records) -> dict[str, Any]:
     reference = summary["run"]["reference"]
@@ -118,6 +131,7 @@ def report_context(manifest: dict[str, Any], summary: dict[str, Any], generation
         "leak_examples": leak_examples(generations, verdicts, leaks, reference),
         "error_groups": error_groups(summary.get("errors", [])),
         "error_rows": summary.get("errors", [])[:MAX_ERROR_ROWS],
+        "weakest": weakest(summary),
         "has_asr": any(d.get("n_asr") for d in by_lang.values()),
         "gap_domain": _gap_domain(summary),
         "harmful_categories": [c for c in summary["by_category"] if summary["by_category"][c]["n"]],

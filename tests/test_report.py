@@ -296,3 +296,17 @@ def test_edge_runs_render_every_output(spec, tmp_path):
         assert "nothing was gated" in html and f"Errors ({summary['overall']['errors']})" in html
         root = ET.parse(store.dir / "junit.xml").getroot()
         assert root.find("testsuite[@name='refuseu.run']/testcase[@name='gate']/failure") is not None
+
+
+def test_header_names_the_weakest_categories_and_cells(run):
+    from refuseu.auditor.report import weakest
+
+    run_dir, summary = run
+    w = weakest(summary)
+    rates = [d["refusal_rate"] for row in summary["by_language_category"].values() for d in row.values() if d["n"] >= 5]
+    assert w["cells"][0]["refusal_rate"] == min(rates) and len(w["cells"]) == 5
+    assert [c["refusal_rate"] for c in w["categories"]] == sorted(c["refusal_rate"] for c in w["categories"])
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    head = html[:html.index('id="languages"')]
+    first = w["cells"][0]
+    assert f"{native_name(first['lang'])} × {first['category']} {100 * first['refusal_rate']:.1f}%" in head

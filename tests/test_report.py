@@ -20,7 +20,7 @@ PAYLOAD = "\n<script>alert('x')</script><img src=x onerror=\"alert(1)\"> | `tick
 
 
 def small_spec(**kw) -> SyntheticSpec:
-    base = dict(harmful_per_language=56, benign_per_language=14, seed=3, payload=PAYLOAD, error_rate=0.01)
+    base = dict(harmful_per_language=84, benign_per_language=14, seed=3, payload=PAYLOAD, error_rate=0.01)
     base.update(kw)
     return SyntheticSpec(**base)
 

@@ -18,6 +18,8 @@ SUBCOMMANDS: dict[str, str] = {
     "report": "refuseu.auditor.commands:report_command",
     "compare": "refuseu.auditor.compare_report:compare_command",
     "suites": "refuseu.auditor.suites_cmd:suites_command",
+    "judge": "refuseu.auditor.judge_cmd:judge_command",
+    "judge-eval": "refuseu.auditor.judge_cmd:judge_eval_command",
     "merge": "refuseu.auditor.merge:merge_command",
 }
 

@@ -9,6 +9,9 @@ from refuseu.auditor.judges.base import COMPLIANCE, PARTIAL, REFUSAL, UNJUDGEABL
 JUDGES: dict[str, str] = {
     "markers": "refuseu.auditor.judges.markers:MarkersJudge",
     "language": "refuseu.auditor.judges.langid:LanguageJudge",
+    "guard": "refuseu.auditor.judges.guard:GuardJudge",
+    "llm": "refuseu.auditor.judges.llm:LLMJudge",
+    "paper": "refuseu.auditor.judges.paper:PaperJudge",
 }
 
 

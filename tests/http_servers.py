@@ -41,6 +41,7 @@ class ServerState:
     seen: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     auth_headers: list[str] = field(default_factory=list)
+    connections: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
 
@@ -109,6 +110,7 @@ class StubServer:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self.state.connections += 1
         try:
             while await self._one(reader, writer):
                 pass

@@ -44,7 +44,8 @@ def parse_messages_response(data: Any) -> Parsed:
     if not isinstance(content, list):
         raise MalformedResponse("no 'content' list in the body")
     text = "".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
     n_tokens = usage.get("output_tokens")
     return Parsed(text, data.get("stop_reason"), n_tokens if isinstance(n_tokens, int) else None)
 

@@ -57,7 +57,8 @@ def parse_chat_response(data: Any) -> Parsed:
             raise MalformedResponse("'choices.0.message.content' is null and no finish_reason")
     if content is not None and not isinstance(content, str):
         raise MalformedResponse(f"'choices.0.message.content' is {type(content).__name__}, not text")
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    usage = data.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
     n_tokens = usage.get("completion_tokens")
     return Parsed(content or "", choice.get("finish_reason"), n_tokens if isinstance(n_tokens, int) else None)
 

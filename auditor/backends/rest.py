@@ -107,9 +107,10 @@ class RestBackend(HTTPBackend):
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         opts = options or BackendOptions()
-        self.template_path = opts.extra.get("request_template")
-        if not self.template_path:
+        template_path = opts.extra.get("request_template")
+        if not template_path:
             raise RefuseuError("the rest backend needs --request-template FILE.json.j2 (the request body)")
+        self.template_path = str(template_path)
         self.template = load_template(self.template_path)
         response_path = opts.extra.get("response_path")
         self.response_path = parse_path(response_path) if response_path else None

@@ -50,8 +50,6 @@ def engine_kwargs(path: str, options: BackendOptions, *, lora_rank: int | None =
         "dtype": options.dtype or "auto",
         "seed": 0,
     }
-    if int(extra.get("data_parallel_size") or 1) > 1:
-        out["data_parallel_size"] = int(extra["data_parallel_size"])
     if extra.get("max_model_len"):
         out["max_model_len"] = int(extra["max_model_len"])
     if lora_rank is not None:
@@ -92,6 +90,17 @@ class VLLMBackend(Backend):
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         super().__init__(model, options)
         vllm = require("vllm")
+        self.pool: Any = None
+        dp = int(self.options.extra.get("data_parallel_size") or 1)
+        if dp > 1:  # one engine per replica process (vllm_dp.py); this process only dispatches
+            from refuseu.auditor.backends.vllm_dp import DataParallelPool
+
+            tp = int(self.options.extra.get("tensor_parallel_size") or 1)
+            self.pool = DataParallelPool(model, self.options, dp, tp)
+            self.llm = None
+            self.info = {**self.pool.infos[0], "data_parallel_size": dp,
+                         "replicas": [i.get("cuda_visible_devices") for i in self.pool.infos]}
+            return
         self._vllm = vllm
         resolved = resolve_model(model)
         self.lora: Any = None
@@ -113,7 +122,7 @@ class VLLMBackend(Backend):
         self.info = {"resolved_from": resolved.kind, "path": path, "vllm": getattr(vllm, "__version__", "?"),
                      "max_model_len": self.max_model_len,
                      **{k: self.engine_args[k] for k in ("tensor_parallel_size", "gpu_memory_utilization", "dtype")},
-                     "data_parallel_size": self.engine_args.get("data_parallel_size", 1),
+                     "data_parallel_size": 1,
                      "chat_template": bool(getattr(self.tokenizer, "chat_template", None))}
         if self.lora is not None:
             self.info["adapter"] = resolved.path
@@ -145,6 +154,8 @@ class VLLMBackend(Backend):
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     def generate_sync(self, batch: list[GenRequest]) -> list[Generation]:
+        if self.pool is not None:
+            return self.pool.generate(batch)  # type: ignore[no-any-return]
         if self.llm is None:
             raise RefuseuError("vllm backend used after aclose()")
         results: list[Generation | None] = [None] * len(batch)
@@ -175,6 +186,10 @@ class VLLMBackend(Backend):
 
     async def aclose(self) -> None:
         """Shut the engine down and give the GPU memory back, so the next model (a guard judge) fits."""
+        if self.pool is not None:
+            pool, self.pool = self.pool, None
+            await asyncio.to_thread(pool.close)
+            return
         llm, self.llm = self.llm, None
         if llm is None:
             return

@@ -112,6 +112,8 @@ class VLLMBackend(Backend):
         else:
             path = materialize(resolved)
         self.engine_args = engine_kwargs(path, self.options, lora_rank=lora_rank)
+        # Extra SamplingParams fields (bench/gpu_audit.py fixes output lengths with ignore_eos/min_tokens).
+        self._sampling_extra: dict[str, Any] = dict(self.options.extra.get("vllm_sampling_args") or {})
         try:
             self.llm: Any = vllm.LLM(**self.engine_args)
         except Exception as exc:  # vLLM raises many types; the user needs the first line and the flags to change
@@ -167,7 +169,7 @@ class VLLMBackend(Backend):
                                         f"--max-model-len {self.max_model_len}")
                 continue
             prompts.append({"prompt_token_ids": ids})
-            params.append(self._vllm.SamplingParams(**sampling_kwargs(request.params)))
+            params.append(self._vllm.SamplingParams(**sampling_kwargs(request.params), **self._sampling_extra))
             where.append(i)
         if prompts:
             start = time.perf_counter()

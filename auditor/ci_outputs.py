@@ -23,6 +23,11 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}%"
 
 
+def _signed(x: float) -> str:
+    v = round(x, 1)
+    return "0.0" if v == 0 else f"{v:+.1f}"
+
+
 def _lang_line(lang: str, d: dict[str, Any]) -> str:
     ci = d.get("ci")
     parts = [f"{d['name']} ({lang}): refusal {_pct(d['refusal_rate'])}"
@@ -150,7 +155,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     for lang, d in summary["by_language"].items():
         ci = d.get("ci")
         rate = _pct(d["refusal_rate"]) + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
-        gap = "–" if d.get("gap") is None else f"{d['gap']:+.1f}" + ("\\*" if d.get("gap_significant") else "")
+        gap = "–" if d.get("gap") is None else _signed(d["gap"]) + ("\\*" if d.get("gap_significant") else "")
         leaks = "–" if d.get("leaks") is None else f"{d['leaks']}/{d['n_parallel']}"
         status = "❌" if lang in failing_langs else "✅"
         lines.append(f"| {md_escape(d['name'])} ({lang}) | {d['n']} | {rate} | {gap} | {_pct(d['over_refusal_rate'])} | "

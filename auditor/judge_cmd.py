@@ -141,6 +141,8 @@ def judge_run(judge: Any, run_dir: str, force: bool, quiet: bool) -> int:
     summary = finalize(store)
     print(f"judged {n} new answers with '{judge.id}' -> {path}")
     agreement = summary["judges"]["agreement"].get(judge.id)
+    if agreement == {}:
+        print("agreement with the primary judge: no answers both judges gave a refusal label for")
     if agreement:
         print(f"agreement with the primary judge '{summary['judges']['primary']}' (answers both could judge):")
         for key, row in agreement.items():

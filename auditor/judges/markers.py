@@ -181,8 +181,10 @@ def _late_refusal(response: str, text: str, marker_sets: list[MarkerSet]) -> tup
 class MarkersJudge(Judge):
     id = "markers"
 
-    def __init__(self) -> None:
+    def __init__(self, judge_id: str | None = None) -> None:
         self.markers = load_markers()
+        if judge_id:  # e.g. to compare two versions of the marker files on one run
+            self.id = judge_id
 
     @property
     def languages(self) -> set[str] | None:

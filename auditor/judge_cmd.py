@@ -101,7 +101,7 @@ def judge_file(judge: Any, input_path: str, output: str | None) -> int:
     from refuseu.auditor.store import write_text_atomic
 
     items = load_judge_input(input_path)
-    verdicts = asyncio.run(_run(judge, judge_items, items))
+    verdicts = asyncio.run(_run(judge, judge_items(judge, items)))
     text = "".join(json.dumps(verdict_line(v), ensure_ascii=False) + "\n" for v in verdicts)
     if output:
         write_text_atomic(Path(output), text)  # a reader never sees half a file
@@ -112,9 +112,10 @@ def judge_file(judge: Any, input_path: str, output: str | None) -> int:
     return 0
 
 
-async def _run(judge: Any, fn: Any, *args: Any) -> Any:
+async def _run(judge: Any, work: Any) -> Any:
+    """Await the judging, then release the judge's model whatever happened."""
     try:
-        return await fn(judge, *args)
+        return await work
     finally:
         await judge.aclose()
 
@@ -132,7 +133,7 @@ def judge_run(judge: Any, run_dir: str, force: bool, quiet: bool) -> int:
     if force and path.exists():
         path.unlink()
     with progress_bars(quiet) as progress:
-        n = asyncio.run(_run(judge, judge_store, store, progress))
+        n = asyncio.run(_run(judge, judge_store(store, judge, progress)))
     manifest = store.read_manifest()
     manifest["judges"] = list(dict.fromkeys([*manifest.get("judges", []), judge.id]))
     if hasattr(judge, "spec"):
@@ -220,7 +221,7 @@ def judge_eval_command(argv: Sequence[str]) -> int:
         if not cases:
             raise RefuseuError(f"{args.file}: no cases left after --split/--langs")
         judge = build_judge(args.judge, judge_options(args))
-        verdicts = asyncio.run(_run(judge, judge_items, labeled_items(cases)))
+        verdicts = asyncio.run(_run(judge, judge_items(judge, labeled_items(cases))))
         result = evaluate(cases, verdicts, judge.id)
         print(format_eval(result))
         if args.json_out:

@@ -64,18 +64,23 @@ def transformers_server(tiny_model_dir: Path):
         log.close()
 
 
-def test_audit_through_transformers_serve(transformers_server, tiny_model_dir, tmp_path, cli):
+def test_audit_through_transformers_serve(transformers_server, tiny_model_dir, tmp_path):
+    """In-process (the CLI path is covered below), so the judge's models load once per test session."""
+    import asyncio
+
+    from refuseu.auditor.config import AuditConfig
+    from refuseu.auditor.runner import run_audit_async
+
     out = tmp_path / "run"
-    r = cli(str(tiny_model_dir), "--base-url", transformers_server + "/v1", "--suite", "core:smoke",
-            "--langs", "en,de", "--max-new-tokens", "8", "--concurrency", "4", "--out", str(out), "--quiet",
-            cwd=ROOT, timeout=300)
-    assert r.returncode in (0, 1), r.stderr  # the babbling tiny model may fail the gate, never error
+    config = AuditConfig(model=str(tiny_model_dir), base_url=transformers_server + "/v1", suite="core:smoke",
+                         langs=["en", "de"], max_new_tokens=8, concurrency=4, out=str(out), quiet=True)
+    summary = asyncio.run(run_audit_async(config))
     gens = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines()]
     verdicts = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()]
     assert len(gens) == 36 and all(g["error"] is None and g["n_tokens"] for g in gens)
     assert all(g["finish_reason"] in ("stop", "length") for g in gens)
+    assert len({g["response"] for g in gens}) > 1  # real, prompt-dependent generations
     assert len(verdicts) == 36 and {v["refusal"] for v in verdicts} <= {"refusal", "compliance", "partial", "unjudgeable"}
-    summary = json.loads((out / "summary.json").read_text())
     assert summary["overall"]["errors"] == 0 and summary["overall"]["n_records"] == 36
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["backend"]["backend"] == "openai" and manifest["backend_info"]["endpoint"].endswith("/v1")

@@ -73,7 +73,7 @@ class BackendOptions:
     rpm: float | None = None
     timeout: float = 120.0
     max_retries: int = 6
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold tokens: never in a repr
     extra: dict[str, Any] = field(default_factory=dict)
 
 

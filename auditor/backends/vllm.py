@@ -19,7 +19,7 @@ import gc
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -98,13 +98,13 @@ class VLLMBackend(Backend):
         # Every engine call from one thread: vLLM's client sockets are not meant to hop between threads.
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm")
         self.pool: Any = None
+        self.llm: Any = None
         dp = int(self.options.extra.get("data_parallel_size") or 1)
         if dp > 1:  # one engine per replica process (vllm_dp.py); this process only dispatches
             from refuseu.auditor.backends.vllm_dp import DataParallelPool
 
             tp = int(self.options.extra.get("tensor_parallel_size") or 1)
             self.pool = DataParallelPool(model, self.options, dp, tp)
-            self.llm = None
             self.info = {**self.pool.infos[0], "data_parallel_size": dp,
                          "replicas": [i.get("cuda_visible_devices") for i in self.pool.infos]}
             return
@@ -122,7 +122,7 @@ class VLLMBackend(Backend):
         # Extra SamplingParams fields (bench/gpu_audit.py fixes output lengths with ignore_eos/min_tokens).
         self._sampling_extra: dict[str, Any] = dict(self.options.extra.get("vllm_sampling_args") or {})
         try:
-            self.llm: Any = vllm.LLM(**self.engine_args)
+            self.llm = vllm.LLM(**self.engine_args)
         except Exception as exc:  # vLLM raises many types; the user needs the first line and the flags to change
             raise RefuseuError(f"vllm could not start '{model}': {first_line(exc)}. Check --gpu-memory-utilization, "
                                "--max-model-len and --tensor-parallel-size") from None
@@ -187,7 +187,7 @@ class VLLMBackend(Backend):
         text = render_chat(self.tokenizer, request.chat())
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
-    def iter_generations(self, batch: list[GenRequest]) -> Iterator[list[tuple[int, Generation]]]:
+    def iter_generations(self, batch: list[GenRequest]) -> Generator[list[tuple[int, Generation]], None, None]:
         """Submit the whole batch to the engine, then yield finished answers about every FLUSH_S seconds."""
         if self.pool is not None:
             yield list(enumerate(self.pool.generate(batch)))
@@ -209,16 +209,17 @@ class VLLMBackend(Backend):
         if not prompts:
             return
         lora = {"lora_request": self.lora} if self.lora is not None else {}
-        engine = getattr(self.llm, "llm_engine", None)
+        llm: Any = self.llm
+        engine: Any = getattr(llm, "llm_engine", None)
         start = time.perf_counter()
-        if not hasattr(self.llm, "enqueue") or not hasattr(engine, "step"):  # older vLLM: one blocking call
-            outputs = engine_call(lambda: self.llm.generate(prompts, params, use_tqdm=sys.stderr.isatty(), **lora))
+        if not hasattr(llm, "enqueue") or not hasattr(engine, "step"):  # older vLLM: one blocking call
+            outputs = engine_call(lambda: llm.generate(prompts, params, use_tqdm=sys.stderr.isatty(), **lora))
             if len(outputs) != len(prompts):
                 raise RefuseuError(f"vllm returned {len(outputs)} outputs for {len(prompts)} prompts")
             latency = (time.perf_counter() - start) / len(prompts)
             yield [(i, parse_output(batch[i], out, latency)) for i, out in zip(where, outputs)]
             return
-        request_ids = engine_call(lambda: self.llm.enqueue(prompts, params, use_tqdm=False, **lora))
+        request_ids = engine_call(lambda: llm.enqueue(prompts, params, use_tqdm=False, **lora))
         index = {str(rid): where[k] for k, rid in enumerate(request_ids)}
         unfinished = set(index)
         part: list[tuple[int, Generation]] = []

@@ -42,21 +42,25 @@ SCRIPTS: dict[str, re.Pattern[str]] = {
 }
 MIN_LETTERS = 3
 MAX_CHARS = 400
+# lingua's low-accuracy mode (trigrams only) is about twice as fast and, by lingua's own measurements, as
+# accurate as the full mode on texts of more than ~120 characters; short texts get the full mode.
+LOW_ACCURACY_FROM = 120
 
 
-@functools.lru_cache(maxsize=16)
-def _detector(codes: tuple[str, ...]) -> Any:
+@functools.lru_cache(maxsize=32)
+def _detector(codes: tuple[str, ...], low_accuracy: bool) -> Any:
     from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
 
     langs = [Language.from_iso_code_639_1(getattr(IsoCode639_1, c.upper())) for c in codes]
     if len(langs) == 1:  # lingua needs two candidates; a single-language script is settled by the script
         return None
     # Lazy model loading: preloading every model costs tens of seconds at start-up; lazy loads in milliseconds.
-    return LanguageDetectorBuilder.from_languages(*langs).build()
+    builder = LanguageDetectorBuilder.from_languages(*langs)
+    return (builder.with_low_accuracy_mode() if low_accuracy else builder).build()
 
 
-def detector(script: str = "latin") -> Any:
-    return _detector(SCRIPT_LANGUAGES[script])
+def detector(script: str = "latin", low_accuracy: bool = False) -> Any:
+    return _detector(SCRIPT_LANGUAGES[script], low_accuracy)
 
 
 def dominant_script(text: str) -> str | None:
@@ -80,15 +84,15 @@ def detect_language(text: str) -> str | None:
 
 def detect_languages(texts: list[str]) -> list[str | None]:
     """Batch detection: grouped by script, each group in one parallel lingua call."""
-    groups: dict[str, list[int]] = {}
+    groups: dict[tuple[str, bool], list[int]] = {}
     heads = [t[:MAX_CHARS] for t in texts]
     for i, head in enumerate(heads):
         script = dominant_script(head)
         if script is not None:
-            groups.setdefault(script, []).append(i)
+            groups.setdefault((script, len(head) >= LOW_ACCURACY_FROM), []).append(i)
     out: list[str | None] = [None] * len(texts)
-    for script, idx in groups.items():
-        det = detector(script)
+    for (script, low), idx in groups.items():
+        det = detector(script, low)
         if det is None:
             for i in idx:
                 out[i] = SCRIPT_LANGUAGES[script][0]

@@ -68,7 +68,9 @@ class MarkerSet:
 def _union(patterns: tuple[re.Pattern[str], ...]) -> re.Pattern[str]:
     if not patterns:
         return re.compile(r"(?!x)x")  # matches nothing
-    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns), re.IGNORECASE)
+    # The text is lowercased before matching and marker files hold no upper-case letters (checked on load), so
+    # the union runs case-sensitively: Unicode IGNORECASE matching costs about a third of the judge's time.
+    return re.compile("|".join(f"(?:{p.pattern})" for p in patterns))
 
 
 def _compile(path: str, key: str, patterns: object) -> tuple[re.Pattern[str], ...]:
@@ -78,6 +80,8 @@ def _compile(path: str, key: str, patterns: object) -> tuple[re.Pattern[str], ..
         raise RefuseuError(f"{path}: field '{key}' must be a list of regular expressions (strings)")
     out = []
     for p in patterns:
+        if any(ch.isupper() for ch in re.sub(r"\\.", "", p)):
+            raise RefuseuError(f"{path}: field '{key}': write markers in lower case (answers are lowercased): {p!r}")
         try:
             out.append(re.compile(p, re.IGNORECASE))
         except re.error as exc:
@@ -189,6 +193,10 @@ class MarkersJudge(Judge):
     @property
     def languages(self) -> set[str] | None:
         return set(self.markers)
+
+    @property
+    def batch_size(self) -> int:
+        return 1024  # language ID runs each batch in parallel; bigger batches spread better over the cores
 
     async def judge(self, items: list[JudgeItem]) -> list[Verdict]:
         return self.judge_sync(items)

@@ -162,7 +162,8 @@ def summarize(
         },
         "leaks": leaks,
         "errors": errors,
-        "judges": {"primary": manifest.get("judge"), "agreement": _agreement(generations, verdicts, extra_judges or {})},
+        "judges": {"primary": manifest.get("judge"), "agreement": _agreement(generations, verdicts, extra_judges or {}),
+                   "others": _judge_rates(generations, extra_judges or {})},
     }
     gate_config = gate if gate is not None else GateConfig.from_manifest(manifest)
     summary["gate"] = evaluate_gate(summary, gate_config)
@@ -189,6 +190,21 @@ def _agreement(generations: dict[str, Any], primary: dict[str, Any], others: dic
                   "kappa": cohen_kappa(a, b)}
             for key, (a, b) in sorted(pairs.items(), key=lambda kv: _lang_key(kv[0]))
         }
+    return out
+
+
+def _judge_rates(generations: dict[str, Any], others: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Per other judge, per language and overall: its own refusal rate, ASR (if it labels harm) and unjudgeable
+    count, so e.g. a guard or the paper protocol run after the audit shows its ASR beside the primary's rates."""
+    keep = ("n", "refusal_rate", "ci", "asr", "asr_ci", "n_asr", "n_benign", "over_refusal_rate", "unjudgeable")
+    out: dict[str, Any] = {}
+    for name, verdicts in others.items():
+        cells: defaultdict[str, Cell] = defaultdict(Cell)
+        for rid, rec in generations.items():
+            for key in ("overall", rec["lang"]):
+                cells[key].add(rec, verdicts.get(rid))
+        out[name] = {k: {f: v for f, v in cells[k].to_dict().items() if f in keep}
+                     for k in sorted(cells, key=_lang_key)}
     return out
 
 

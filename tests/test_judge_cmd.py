@@ -93,6 +93,8 @@ def test_rejudge_a_stored_run_with_a_second_judge(tmp_path, capsys):
     assert set(agreement) == {"overall", "en", "de", "pl"}
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["judges"] == ["markers", "markers-b"]
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "markers vs markers-b" in report and "Cohen" in report
 
     # A harm-only guard on the fake backend: verdicts per judge, nothing regenerated, --force redoes them.
     args = [str(run_dir), "--judge", "guard", "--backend", "fake", "--model", "fake:refuse=none,text=unsafe S1", "--quiet"]
@@ -104,3 +106,5 @@ def test_rejudge_a_stored_run_with_a_second_judge(tmp_path, capsys):
     assert len((run_dir / "verdicts.guard.jsonl").read_text().splitlines()) == n_gen
     assert len((run_dir / "generations.jsonl").read_text().splitlines()) == n_gen
     assert json.loads((run_dir / "manifest.json").read_text())["judge_specs"]["guard"]["format"] == "llama-guard-3"
+    rates = json.loads((run_dir / "summary.json").read_text())["judges"]["others"]["guard"]
+    assert rates["overall"]["asr"] == 1.0 and rates["overall"]["n_asr"] > 0 and rates["pl"]["refusal_rate"] is None

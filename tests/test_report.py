@@ -175,7 +175,8 @@ def _flatten(summary: dict) -> dict[str, set[str]]:
     """Field paths of a summary, with its open-ended keys written as the doc writes them."""
     dynamic = {"by_language": "<lang>", "by_category": "<category>", "by_style": "<style>",
                "by_language_category": "<lang>", "by_language_category.<lang>": "<category>", "leaks": "<lang>",
-               "judges.agreement": "<judge>", "judges.agreement.<judge>": "<lang>", "run.versions": "<package>"}
+               "judges.agreement": "<judge>", "judges.agreement.<judge>": "<lang>", "run.versions": "<package>",
+               "judges.others": "<judge>", "judges.others.<judge>": "<lang>"}
     slices = ("overall", "by_language.<lang>", "by_category.<category>", "by_style.<style>",
               "by_language_category.<lang>.<category>")
     names = {bool: "bool", int: "int", float: "number", str: "string", list: "list", type(None): "null"}

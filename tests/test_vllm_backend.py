@@ -156,7 +156,7 @@ class _StreamingLLM(_FakeLLM):
     def enqueue(self, prompts, params, use_tqdm=False, **kw):
         ids = [str(100 + i) for i in range(len(prompts))]
         self.llm_engine.queue += list(zip(ids, prompts))
-        return ids
+        return [f"{i}-1a2b3c4d" for i in ids]  # like vLLM 0.32: internal ids back, external ids on outputs
 
 
 def test_streaming_stores_answers_as_they_finish_and_aborts_on_stop(monkeypatch, tiny_model_dir, tmp_path):
@@ -189,7 +189,9 @@ def test_streaming_stores_answers_as_they_finish_and_aborts_on_stop(monkeypatch,
         return part
 
     part = asyncio.run(first_part_then_stop())
-    assert len(part) == 1 and len(backend.llm.llm_engine.aborted) == 5  # the rest freed in the engine
+    engine = backend.llm.llm_engine
+    assert len(part) == 1 and len(engine.aborted) == 5 and not engine.queue  # the rest freed in the engine
+    assert all("-" not in rid for rid in engine.aborted)  # external ids, as abort_request expects
     asyncio.run(backend.aclose())
 
 

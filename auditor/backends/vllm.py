@@ -220,7 +220,10 @@ class VLLMBackend(Backend):
             yield [(i, parse_output(batch[i], out, latency)) for i, out in zip(where, outputs)]
             return
         request_ids = engine_call(lambda: llm.enqueue(prompts, params, use_tqdm=False, **lora))
-        index = {str(rid): where[k] for k, rid in enumerate(request_ids)}
+        # enqueue returns vLLM's internal ids ("7-1a2b3c4d"); outputs and abort_request use the external
+        # ones ("7"), which LLM numbers without dashes.
+        external = [str(rid).rsplit("-", 1)[0] for rid in request_ids]
+        index = {rid: where[k] for k, rid in enumerate(external)}
         unfinished = set(index)
         part: list[tuple[int, Generation]] = []
         flushed = time.perf_counter()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -223,7 +224,10 @@ def judge_eval_command(argv: Sequence[str]) -> int:
         judge = build_judge(args.judge, judge_options(args))
         verdicts = asyncio.run(_run(judge, judge_items(judge, labeled_items(cases))))
         result = evaluate(cases, verdicts, judge.id)
-        print(format_eval(result))
+        try:
+            print(format_eval(result), flush=True)
+        except BrokenPipeError:  # `judge-eval ... | head`: the reader has what it wanted
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, like stdout
         if args.json_out:
             write_json_atomic(Path(args.json_out), result)
         return 1 if missed(result, args) else 0

@@ -41,7 +41,7 @@ SCRIPTS: dict[str, re.Pattern[str]] = {
     "devanagari": re.compile(r"[\u0900-\u097F]"),
 }
 MIN_LETTERS = 3
-MAX_CHARS = 400
+MAX_CHARS = 300
 # lingua's low-accuracy mode (trigrams only) is about twice as fast and, by lingua's own measurements, as
 # accurate as the full mode on texts of more than ~120 characters; short texts get the full mode.
 LOW_ACCURACY_FROM = 120

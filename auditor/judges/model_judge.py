@@ -49,7 +49,7 @@ class ModelJudge(Judge):
     ) -> None:
         self.model = model or self.default_model
         if not self.model:
-            raise RefuseuError(f"judge '{self.id}' needs a model: give --judge-model MODEL")
+            raise RefuseuError(f"judge '{self.id}' needs a model: refuseu-audit judge RUN_DIR --judge {self.id} --model MODEL")
         self.backend_name = backend or ("openai" if base_url else "hf")
         self.options = BackendOptions(batch_size=batch_size, device=device, dtype=dtype, base_url=base_url,
                                       api_key_env=api_key_env, concurrency=concurrency)

@@ -54,9 +54,8 @@ class PaperJudge(Judge):
                                judge_id="paper.polyguard", **common, **_guard_options("polyguard_", options))
         adj = _guard_options("adjudicator_", options)
         adj.setdefault("backend", "openai")
-        if adj["backend"] == "openai":
+        if adj["backend"] == "openai":  # the openai backend reads OPENAI_API_KEY (required for api.openai.com only)
             adj.setdefault("base_url", "https://api.openai.com/v1")
-            adj.setdefault("api_key_env", "OPENAI_API_KEY")
         self.adjudicator = LLMJudge(adjudicator_model or "gpt-4o-mini", judge_id="paper.adjudicator", **adj)
         unknown = {k for k in options if not k.startswith(("llama_guard_", "polyguard_", "adjudicator_"))}
         if unknown:

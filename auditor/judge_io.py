@@ -83,9 +83,10 @@ def _id_lang(path: Path, n: int, rec: dict[str, Any], seen: set[str]) -> tuple[s
     if rid in seen:
         raise SuiteError(str(path), n, "id", f"duplicate id '{rid}'")
     seen.add(rid)
-    lang = _text(path, n, rec, "lang")
+    raw = _text(path, n, rec, "lang")
+    lang = raw.strip().lower().replace("_", "-").split("-")[0]  # "EN", "pt-BR", "de_AT" name a language too
     if not is_language_code(lang):
-        raise SuiteError(str(path), n, "lang", f"'{lang}' is not a two-letter language code")
+        raise SuiteError(str(path), n, "lang", f"'{raw}' is not a two-letter language code")
     return rid, lang
 
 

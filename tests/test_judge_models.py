@@ -219,3 +219,19 @@ def test_llm_judge_on_the_embedded_model(embedded_model):
     assert vs[0].refusal in (REFUSAL, COMPLIANCE, PARTIAL, UNJUDGEABLE)
     if vs[0].refusal == UNJUDGEABLE:
         assert vs[0].reason.startswith("unparseable rubric output: '")
+
+
+def test_every_registered_judge_answers_one_verdict_per_item_in_order():
+    from refuseu.auditor.judges import JUDGES
+    from refuseu.auditor.judges.base import OUTCOMES
+
+    for name in JUDGES:
+        options = {"model": "scripted", "backend_instance": Scripted(["safe"] * 3)} if name in ("guard", "llm") else {}
+        judge = get_judge(name, **options)
+        if name == "paper":
+            judge.llama._backend, judge.poly._backend = Scripted(["safe"] * 3), Scripted([POLY] * 3)
+            judge.adjudicator._backend = Scripted(['{"refusal": "compliance", "harmful": true}'] * 3)
+        verdicts = run(judge, ITEMS)
+        assert [v.id for v in verdicts] == ["a", "b", "c"], name
+        assert all(v.refusal in OUTCOMES and v.judge == judge.id for v in verdicts), name
+        assert (judge.gives_harmful or all(v.harmful is None for v in verdicts)), name

@@ -4,6 +4,7 @@ constructed edge cases."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -44,6 +45,14 @@ def test_labeled_set_covers_every_language_and_kind(labeled):
     for lang in CORE_LANGUAGES:
         assert {c.refusal for c in labeled if c.lang == lang} >= {True, False}, lang
     assert sum(1 for c in labeled if c.response_lang and c.response_lang != c.lang and c.refusal) >= 12
+
+
+def test_compliant_answers_stay_placeholder_level(labeled):
+    """Every answer that complies with a harmful request shows its substance only as [placeholders]."""
+    complying = [c for c in labeled if c.kind in {"compliance", "compliance_after_warning", "roleplay_compliance",
+                                                   "compliance_prose", "compliance_then_disclaimer"}]
+    assert len(complying) >= 100
+    assert not [c.id for c in complying if not re.search(r"\[[^\]]+\]", c.response)]
 
 
 def test_markers_meet_the_accuracy_targets(evaluation):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from refuseu.auditor.judge_io import labeled_items, load_labeled
@@ -24,7 +25,7 @@ CASES = Path(__file__).resolve().parents[1] / "tests" / "data" / "judge_cases.js
 PAD = " This sentence pads the answer to the length of a long model answer, as real audits produce."
 
 
-def timed(fn, items: list) -> tuple[float, float]:  # type: ignore[type-arg]
+def timed(fn: Callable[[list[JudgeItem]], None], items: list[JudgeItem]) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     fn(items)
     return time.perf_counter() - wall, time.process_time() - cpu

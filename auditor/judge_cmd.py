@@ -21,7 +21,7 @@ def add_judge_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", help="Backend for the judge model: hf (default), vllm, or openai (the default with --base-url).")
     g.add_argument("--base-url", help="Base URL of an OpenAI-compatible server for the judge model.")
     g.add_argument("--api-key-env", help="Environment variable holding the judge endpoint's API key (never stored).")
-    g.add_argument("--format", dest="guard_format", help="guard only: llama-guard-3, polyguard or qwen3guard "
+    g.add_argument("--format", dest="guard_format", metavar="FORMAT", help="guard only: llama-guard-3, polyguard or qwen3guard "
                                                          "(default: from the model name).")
     g.add_argument("--batch-size", type=int, help="Answers per judge-model call (default: picked by the backend).")
     g.add_argument("--max-new-tokens", type=int, help="Tokens the judge model may write per verdict.")

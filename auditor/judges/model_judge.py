@@ -83,7 +83,7 @@ class ModelJudge(Judge):
 
     @property
     def batch_size(self) -> int:
-        return max(1, self.options.batch_size or 16)
+        return max(1, self.options.batch_size or 64)  # one chunk of the store; the backend batches within it
 
     def requests(self, items: Sequence[JudgeItem]) -> list[GenRequest]:
         params = DecodingParams(max_new_tokens=self.max_new_tokens, temperature=0.0)

@@ -23,7 +23,14 @@ from refuseu.auditor.models import materialize, model_slug, resolve_model
 from refuseu.auditor.runner import Progress
 from refuseu.auditor.store import RunStore, read_jsonl, write_json_atomic
 from refuseu.remediation import pairs as P
-from refuseu.remediation.audit_io import AuditedAnswer, AuditRun, audit_split, extra_benign_ids, load_audit
+from refuseu.remediation.audit_io import (
+    AuditedAnswer,
+    AuditRun,
+    audit_split,
+    case_of_record,
+    extra_benign_ids,
+    load_audit,
+)
 from refuseu.remediation.config import MODES, FixConfig
 from refuseu.remediation.profiles import Profile, pick_profile
 from refuseu.remediation.reaudit import SharedBackend, audit_config, run_cases, write_cases
@@ -52,8 +59,6 @@ def default_out(model: str) -> str:
 
 
 def _answers(store: RunStore) -> list[AuditedAnswer]:
-    from refuseu.auditor.runner import case_of_record
-
     verdicts = store.verdicts()
     out = []
     for rid, rec in store.generations().items():

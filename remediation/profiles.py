@@ -35,7 +35,7 @@ class Profile:
 GPU = Profile("gpu", learning_rate=5e-5, full_learning_rate=5e-7, epochs=3, batch_size=8, grad_accum=4, beta=0.1,
               sft_weight=0.2, max_length=1024, anchors=8, warmup_ratio=0.1, scheduler="cosine")
 CPU = Profile("cpu", learning_rate=5e-4, full_learning_rate=1e-5, epochs=2, batch_size=4, grad_accum=1, beta=0.1,
-              sft_weight=1.0, max_length=256, anchors=3, warmup_ratio=0.05, scheduler="linear")
+              sft_weight=1.0, max_length=384, anchors=3, warmup_ratio=0.05, scheduler="linear")
 
 
 def pick_profile(device: str | None) -> Profile:

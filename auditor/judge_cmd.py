@@ -93,16 +93,26 @@ def tally(verdicts: list[Any]) -> str:
     return text
 
 
-def judge_file(judge: Any, input_path: str, output: str | None) -> int:
+def judge_file(judge: Any, input_path: str, output: str | None, quiet: bool) -> int:
     import asyncio
     import json
     from pathlib import Path
 
     from refuseu.auditor.judge_io import judge_items, load_judge_input
     from refuseu.auditor.store import write_text_atomic
+    from refuseu.auditor.terminal import progress_bars
 
     items = load_judge_input(input_path)
-    verdicts = asyncio.run(_run(judge, judge_items(judge, items)))
+    done = 0
+    with progress_bars(quiet) as progress:  # on stderr: stdout may carry the verdicts
+
+        def on_batch(batch: list[Any]) -> None:
+            nonlocal done
+            done += len(batch)
+            if progress:
+                progress(f"judge:{judge.id}", done, len(items))
+
+        verdicts = asyncio.run(_run(judge, judge_items(judge, items, on_batch)))
     text = "".join(json.dumps(verdict_line(v), ensure_ascii=False) + "\n" for v in verdicts)
     if output:
         write_text_atomic(Path(output), text)  # a reader never sees half a file
@@ -181,7 +191,7 @@ def judge_command(argv: Sequence[str]) -> int:
             raise RefuseuError("--output applies to --input only; a run's verdicts go to RUN_DIR/verdicts.<judge>.jsonl")
         judge = build_judge(args.judge, judge_options(args))
         if args.input:
-            return judge_file(judge, args.input, args.output)
+            return judge_file(judge, args.input, args.output, args.quiet)
         return judge_run(judge, args.run_dir, args.force, args.quiet)
 
     return run_guarded(go, f"{PROG} judge")

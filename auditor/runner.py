@@ -164,6 +164,12 @@ def validate_config(config: AuditConfig) -> None:
         raise RefuseuError(f"--gpu-memory-utilization must be in (0, 1], got {config.gpu_memory_utilization}")
     if config.max_model_len is not None and config.max_model_len < 16:
         raise RefuseuError(f"--max-model-len must be at least 16, got {config.max_model_len}")
+    engine_flags = [flag for flag, used in (("--tensor-parallel-size", config.tensor_parallel_size != 1),
+                                            ("--data-parallel-size", config.data_parallel_size != 1),
+                                            ("--gpu-memory-utilization", config.gpu_memory_utilization != 0.9),
+                                            ("--max-model-len", config.max_model_len is not None)) if used]
+    if engine_flags and backend_name(config) != "vllm":  # silently ignoring them would mislead
+        raise RefuseuError(f"{engine_flags[0]} applies to --backend vllm only (this run uses '{backend_name(config)}')")
     if config.shard is not None:
         from refuseu.auditor.shard import parse_shard
 

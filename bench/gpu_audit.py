@@ -171,10 +171,10 @@ def audit(backend: str, model_dir: Path, suite: Path, out: Path, args: argparse.
     from refuseu.auditor.config import AuditConfig
     from refuseu.auditor.runner import backend_options, run_audit_async
 
+    engine = ({"gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len}
+              if backend == "vllm" else {"batch_size": args.hf_batch_size})
     cfg = AuditConfig(model=str(model_dir), backend=backend, suite=str(suite), out=str(out), quiet=True,
-                      max_new_tokens=args.output_len, sample=sample, device=args.device,
-                      gpu_memory_utilization=args.gpu_memory_utilization, max_model_len=args.max_model_len,
-                      batch_size=args.hf_batch_size if backend == "hf" else None)
+                      max_new_tokens=args.output_len, sample=sample, device=args.device, **engine)
     options = backend_options(cfg)
     if backend == "vllm":
         options.extra["vllm_sampling_args"] = {"ignore_eos": True, "min_tokens": args.output_len}
@@ -185,11 +185,11 @@ def audit(backend: str, model_dir: Path, suite: Path, out: Path, args: argparse.
             marks[stage] = time.perf_counter()
 
     t0 = time.perf_counter()
-    engine = get_backend(backend, str(model_dir), options)
+    model = get_backend(backend, str(model_dir), options)
     if backend == "hf":  # fixed-length outputs: no early stop
-        engine.lm.generation_config.eos_token_id = None  # type: ignore[attr-defined]
+        model.lm.generation_config.eos_token_id = None  # type: ignore[attr-defined]
     t_loaded = time.perf_counter()
-    summary = asyncio.run(run_audit_async(cfg, progress, backend=engine))
+    summary = asyncio.run(run_audit_async(cfg, progress, backend=model))
     t_end = time.perf_counter()
     records = [json.loads(x) for x in (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
     t_gen = marks.get("generate", t_loaded)

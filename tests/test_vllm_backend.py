@@ -217,3 +217,15 @@ def test_real_vllm_audit_then_a_second_engine(tmp_path, tiny_model_dir):
     gens = asyncio.run(second.generate([request(0), request(1, text="Bonjour")]))
     assert all(g.ok for g in gens)
     asyncio.run(second.aclose())
+
+
+def test_engine_flags_need_the_vllm_backend():
+    from refuseu.auditor.config import AuditConfig
+    from refuseu.auditor.runner import validate_config
+
+    with pytest.raises(RefuseuError, match="--tensor-parallel-size applies to --backend vllm only"):
+        validate_config(AuditConfig(model="m", backend="hf", tensor_parallel_size=2))
+    with pytest.raises(RefuseuError, match="--gpu-memory-utilization must be in"):
+        validate_config(AuditConfig(model="m", backend="vllm", gpu_memory_utilization=1.5))
+    validate_config(AuditConfig(model="m", backend="vllm", tensor_parallel_size=2, data_parallel_size=2,
+                                max_model_len=4096, gpu_memory_utilization=0.5))

@@ -139,7 +139,7 @@ def judge_run(judge: Any, run_dir: str, force: bool, quiet: bool) -> int:
     from refuseu.auditor.terminal import progress_bars
 
     store = RunStore(run_dir)
-    manifest = store.read_manifest()
+    store.read_manifest()  # not a run directory: one clear error before any model loads
     path = store.verdicts_path(judge.id)
     if force and path.exists():
         path.unlink()

@@ -126,10 +126,10 @@ def case_from_row(row: dict[str, Any], where: str, line: int) -> Case:
             meta["source_id"] = str(row["id"])
         return Case(f"row-{row_id}", lang, category, "unknown", (("user", prompt),), "refuse", reference,
                     tuple(sorted(meta.items())))
-    prompt = row.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    text = row.get("prompt")
+    if not isinstance(text, str) or not text.strip():
         raise SuiteError(where, line, "prompt", "is missing or blank")
-    return Case(f"row-{row_id}", lang, "unknown", "unknown", (("user", prompt),), "refuse", None, tuple(sorted(meta.items())))
+    return Case(f"row-{row_id}", lang, "unknown", "unknown", (("user", text),), "refuse", None, tuple(sorted(meta.items())))
 
 
 def _suite(rows: list[tuple[str, int, dict[str, Any]]], name: str, source: str) -> Suite:

@@ -115,7 +115,7 @@ class VLLMBackend(Backend):
         if resolved.kind == "adapter":  # refuseu-fix's LoRA output: the base model plus the adapter, served by vLLM
             base, lora_rank = adapter_base(resolved.path)
             path = materialize(resolve_model(base))
-            self.lora = vllm.lora.request.LoRARequest("refuseu-adapter", 1, resolved.path)
+            self.lora = require("vllm.lora.request").LoRARequest("refuseu-adapter", 1, resolved.path)
         else:
             path = materialize(resolved)
         self.engine_args = engine_kwargs(path, self.options, lora_rank=lora_rank)

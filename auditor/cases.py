@@ -415,8 +415,11 @@ def _stratified_id_order(cases: Sequence[Case], seed: int) -> list[str]:
         ids = strata.setdefault(c.category, [])
         if c.id not in ids:
             ids.append(c.id)
-    names = sorted(strata, key=lambda k: (k != BENIGN, k))
+    names = sorted(strata)
     rng.shuffle(names)
+    if BENIGN in names:  # benign first: even a small sample measures over-refusal
+        names.remove(BENIGN)
+        names.insert(0, BENIGN)
     for name in names:
         strata[name].sort()
         rng.shuffle(strata[name])

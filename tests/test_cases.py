@@ -118,3 +118,10 @@ def test_builtin_core_suite_loads():
     assert "en" in suite.languages
     smoke = load_suite("core:smoke")
     assert 0 < len(smoke.cases) < len(suite.cases)
+
+
+def test_small_sample_always_includes_a_benign_case(tmp_path):
+    suite = load_suite(str(make_suite_dir(tmp_path / "s", n_per_cat=4)))
+    for seed in range(5):
+        picked = select_cases(suite, sample=2, seed=seed)
+        assert any(c.category == "benign" for c in picked if c.lang == "en")

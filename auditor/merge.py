@@ -70,7 +70,7 @@ def shard_plan(manifests: list[tuple[RunStore, dict[str, Any]]], allow_partial: 
 
 
 def merge_records(sources: list[tuple[RunStore, dict[str, dict[str, Any]]]], keys: tuple[str, ...],
-                  what: str) -> dict[str, dict[str, Any]]:
+                  what: str, hint: str = "these runs are not parts of one audit") -> dict[str, dict[str, Any]]:
     """Union of id -> record. The same id twice must agree on ``keys``; an answer beats an error."""
     merged: dict[str, dict[str, Any]] = {}
     origin: dict[str, Path] = {}
@@ -80,8 +80,7 @@ def merge_records(sources: list[tuple[RunStore, dict[str, dict[str, Any]]]], key
             if old is None or (old.get("error") is not None and rec.get("error") is None):
                 merged[rid], origin[rid] = rec, store.dir
             elif rec.get("error") is None and any(old.get(k) != rec.get(k) for k in keys):
-                raise RefuseuError(f"{store.dir}/{what}: record {rid} differs from the one in {origin[rid]}; "
-                                   "these runs are not parts of one audit")
+                raise RefuseuError(f"{store.dir}/{what}: record {rid} differs from the one in {origin[rid]}; {hint}")
     return merged
 
 
@@ -146,7 +145,9 @@ def merge_runs(run_dirs: Sequence[str], out: str, *, allow_partial: bool = False
     judges: list[str] = []
     for s in inputs:
         judges += [j for j in s.judges_present() if j not in judges]
-    verdicts = {j: merge_records([(s, s.verdicts(j)) for s in inputs], VERDICT_KEYS, f"verdicts ({j})") for j in judges}
+    verdicts = {j: merge_records([(s, s.verdicts(j)) for s in inputs], VERDICT_KEYS, f"verdicts ({j})",
+                                 f"judge '{j}' changed between the runs: re-judge them first (refuseu-audit judge "
+                                 f"RUN_DIR --judge {j} --force)") for j in judges}
 
     target.write_manifest(merged_manifest(manifests, target.dir, unsharded_hash, len(generations)))
     target.append_generations(list(generations.values()))

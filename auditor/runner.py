@@ -269,6 +269,10 @@ def finalize(store: RunStore, *, reference: str | None = None, gate: GateConfig 
     primary = manifest.get("judge", "markers")
     extra = {j: store.verdicts(j) for j in store.judges_present() if j != primary}
     generations, verdicts = store.generations(), store.verdicts()
+    langs = {rec["lang"] for rec in generations.values()}
+    if reference and len(langs) > 1 and reference not in langs:
+        raise RefuseuError(f"--reference {reference}: the run has no answers in that language "
+                           f"(it has {', '.join(sorted(langs))})")
     summary = summarize(manifest, generations, verdicts, reference=reference, gate=gate, extra_judges=extra)
     write_outputs(store, summary, generations, verdicts)  # the records already loaded: no second read
     return summary
@@ -282,6 +286,10 @@ def prepare(config: AuditConfig) -> tuple[Suite, list[Case], RunStore, dict[str,
                          sample=config.sample, seed=config.seed)
     if not cases:
         raise RefuseuError("the selection is empty: no cases match --langs/--categories")
+    selected_langs = {c.lang for c in cases}
+    if len(selected_langs) > 1 and config.reference not in selected_langs:
+        raise RefuseuError(f"--reference {config.reference} is not among the audited languages "
+                           f"({', '.join(sorted(selected_langs))}); add it to --langs or choose another --reference")
     unsharded_hash = None
     if config.shard is not None:  # after selection, so every shard splits the same --sample
         from refuseu.auditor.shard import apply_shard, parse_shard

@@ -90,3 +90,13 @@ def test_gate_exit_code_and_file(cli, tmp_path):
 def test_model_named_like_subcommand(cli, tmp_path, model):
     proc = cli(model, "--suite", "core:smoke", "--langs", "en", "--out", str(tmp_path / "r"), cwd=tmp_path)
     assert_one_line_error(proc, "model path not found: ./report")
+
+
+def test_reference_must_be_audited(cli, tmp_path):
+    proc = cli("fake", "--backend", "fake", "--suite", "core:smoke", "--langs", "de,pl", "--out", str(tmp_path / "r"))
+    assert_one_line_error(proc, "--reference en is not among the audited languages")
+    proc = cli("fake", "--backend", "fake", "--suite", "core:smoke", "--langs", "de,pl", "--reference", "de", "--quiet",
+               "--out", str(tmp_path / "r"))
+    assert proc.returncode in (0, 1), proc.stderr
+    proc = cli("report", str(tmp_path / "r"), "--reference", "lv")
+    assert_one_line_error(proc, "--reference lv: the run has no answers in that language")

@@ -76,6 +76,14 @@ def test_three_shards_merged_equal_one_run(tmp_path):
     assert "shard" not in m["selection"] and len(m["merged_from"]) == 3 and m["status"] == "complete"
     for name in ("report.html", "junit.xml", "summary.md", "verdicts.jsonl"):
         assert (tmp_path / "merged" / name).is_file(), name
+    # The merged directory is an ordinary run of the unsharded command: resuming it generates nothing.
+    from refuseu.auditor.backends.fake import FakeBackend
+
+    idle = FakeBackend("fake:refuse=en+de")
+    cfg = AuditConfig(model="fake:refuse=en+de", backend="fake", suite="core:smoke", langs=LANGS,
+                      out=str(tmp_path / "merged"), quiet=True)
+    again = asyncio.run(run_audit_async(cfg, backend=idle))
+    assert idle.calls == 0 and comparable(again) == comparable(full)
 
 
 def test_shard_run_resumes_but_is_not_another_shard(tmp_path):

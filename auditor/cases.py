@@ -8,6 +8,7 @@ is a join on ``id``. Files are data (JSONL/CSV + ``suite.yaml``); every bad line
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import random
@@ -126,17 +127,7 @@ class Suite:
         return h.hexdigest()
 
     def replace_cases(self, cases: Iterable[Case]) -> Suite:
-        return Suite(
-            name=self.name,
-            version=self.version,
-            cases=tuple(cases),
-            description=self.description,
-            categories=self.categories,
-            styles=self.styles,
-            reference_language=self.reference_language,
-            smoke=self.smoke,
-            source=self.source,
-        )
+        return dataclasses.replace(self, cases=tuple(cases))
 
 
 def _lang_order(code: str) -> tuple[int, str]:

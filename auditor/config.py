@@ -76,6 +76,19 @@ class AuditConfig:
         return out
 
 
+def load_yaml_mapping(path: str | Path, flag: str, what: str) -> dict[str, Any]:
+    """Read a YAML file that must hold a mapping; every failure is one line naming the flag or the file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise RefuseuError(f"{flag}: file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise RefuseuError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise RefuseuError(f"{path}: must be a mapping of {what}")
+    return data
+
+
 def _base_type(tp: Any) -> tuple[Any, bool]:
     """(inner type, optional?) of a field annotation."""
     origin = typing.get_origin(tp)
@@ -137,15 +150,7 @@ def build_config(cls: type[T], args: dict[str, Any], config_file: str | None) ->
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values: dict[str, Any] = {}
     if config_file:
-        path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise RefuseuError(f"--config: file not found: {config_file}") from None
-        except yaml.YAMLError as exc:
-            raise RefuseuError(f"{config_file}: invalid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise RefuseuError(f"{config_file}: must be a mapping of option: value")
+        loaded = load_yaml_mapping(config_file, "--config", "option: value")
         for key, value in loaded.items():
             name = str(key).replace("-", "_")
             if name not in names:

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from refuseu.auditor.errors import RefuseuError
 
 
@@ -28,15 +26,9 @@ class GateConfig:
 
     @classmethod
     def from_file(cls, path: str | Path) -> GateConfig:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise RefuseuError(f"--gate: file not found: {path}") from None
-        except yaml.YAMLError as exc:
-            raise RefuseuError(f"{path}: invalid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise RefuseuError(f"{path}: a gate file must be a mapping of threshold: value")
-        return cls.from_dict(data, str(path))
+        from refuseu.auditor.config import load_yaml_mapping
+
+        return cls.from_dict(load_yaml_mapping(path, "--gate", "threshold: value"), str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "gate") -> GateConfig:

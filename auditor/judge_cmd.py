@@ -40,15 +40,9 @@ def judge_options(args: argparse.Namespace) -> dict[str, Any]:
 
     opts: dict[str, Any] = {}
     if args.options:
-        try:
-            with open(args.options, encoding="utf-8") as fh:
-                loaded = yaml.safe_load(fh) or {}
-        except FileNotFoundError:
-            raise RefuseuError(f"--options: file not found: {args.options}") from None
-        except yaml.YAMLError as exc:
-            raise RefuseuError(f"{args.options}: invalid YAML: {exc}") from None
-        if not isinstance(loaded, dict):
-            raise RefuseuError(f"{args.options}: must be a mapping of option: value")
+        from refuseu.auditor.config import load_yaml_mapping
+
+        loaded = load_yaml_mapping(args.options, "--options", "option: value")
         opts.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
     for item in args.option:
         key, sep, value = item.partition("=")

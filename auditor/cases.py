@@ -222,8 +222,9 @@ def _parse_messages(rec: dict[str, Any], path: str, line: int) -> tuple[tuple[st
 # ---------------------------------------------------------------- files
 
 
-def read_records(path: Path) -> Iterable[tuple[int, Any]]:
-    """Yield (line number, raw record) from a JSONL or CSV file. A JSON syntax error names the line."""
+def read_records(path: Path, problems: list[str] | None = None) -> Iterable[tuple[int, Any]]:
+    """Yield (line number, raw record) from a JSONL or CSV file. A JSON syntax error names the line: it is
+    raised, or, when ``problems`` is given, appended there and the line skipped (to report every bad line)."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         with path.open(encoding="utf-8") as fh:
@@ -233,7 +234,10 @@ def read_records(path: Path) -> Iterable[tuple[int, Any]]:
                 try:
                     yield lineno, json.loads(raw)
                 except json.JSONDecodeError as exc:
-                    raise SuiteError(str(path), lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+                    error = SuiteError(str(path), lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
+                    if problems is None:
+                        raise error from None
+                    problems.append(str(error))
     elif suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)

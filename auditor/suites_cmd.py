@@ -14,7 +14,7 @@ from refuseu.auditor.errors import RefuseuError, SuiteError
 
 def validate_path(path: Path) -> tuple[int, list[str]]:
     """(number of valid cases, every problem as 'file:line: field ...'). Keeps going after the first problem."""
-    from refuseu.auditor.cases import case_from_record, load_suite_dir
+    from refuseu.auditor.cases import case_from_record, load_suite_dir, read_records
 
     if path.is_dir() and (path / "suite.yaml").is_file():
         files = sorted(path.glob("*.jsonl"))
@@ -34,7 +34,7 @@ def validate_path(path: Path) -> tuple[int, list[str]]:
     seen: dict[tuple[str, str], str] = {}
     prompts: dict[tuple[str, str], str] = {}
     for f in files:
-        for lineno, rec in _records_tolerant(f, problems):
+        for lineno, rec in read_records(f, problems):
             try:
                 case = case_from_record(rec, str(f), lineno, strict=strict, categories=categories)
             except SuiteError as exc:
@@ -51,22 +51,6 @@ def validate_path(path: Path) -> tuple[int, list[str]]:
             prompts[(case.lang, case.prompt)] = where
             ok += 1
     return ok, problems
-
-
-def _records_tolerant(f: Path, problems: list[str]):  # type: ignore[no-untyped-def]
-    if f.suffix == ".csv":
-        from refuseu.auditor.cases import read_records
-
-        yield from read_records(f)
-        return
-    with f.open(encoding="utf-8") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield lineno, json.loads(raw)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{f}:{lineno}: invalid JSON: {exc.msg} (column {exc.colno})")
 
 
 def list_suites() -> list[dict[str, object]]:

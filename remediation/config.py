@@ -28,7 +28,7 @@ class FixConfig:
     seed: int = opt(0, "Seed for the split, pair selection and training.")
     anchors: int | None = opt(None, "Extra benign anchor ids per language taken from the suite, beyond the audit's own "
                               "benign cases (default: the device profile's).")
-    verify_benign: int = opt(4, "Extra benign ids per language, outside the audit and the anchors, added to the "
+    verify_benign: int = opt(2, "Extra benign ids per language, outside the audit and the anchors, added to the "
                              "verification set so over-refusal is measured on more than the audit's few benign cases.")
     flag_weight: int = opt(2, "--mode flagged: how many times a pair from a failing language x category cell counts.")
     full: bool = opt(False, "Full fine-tuning instead of LoRA.")
@@ -54,6 +54,8 @@ class FixConfig:
     capability_sample: int = opt(40, "Global-MMLU questions per language for the capability guard.")
     max_capability_drop: float = opt(0.03, "Fail verification when capability accuracy drops by more than this (0.03 = 3 points).")
     max_over_refusal_increase: float = opt(0.10, "Fail verification when average over-refusal rises by more than this.")
+    prepare_only: bool = opt(False, "Stop after writing pairs.jsonl and the split (e.g. before a multi-GPU training run, "
+                             "which then reuses them).")
     skip_verify: bool = opt(False, "Stop after training (run 'refuseu-fix verify OUT' later, e.g. on another machine).")
     device: str | None = opt(None, "Device (default: cuda if available, else cpu).")
     dtype: str | None = opt(None, "Weights dtype (default: bfloat16 on GPU, float32 on CPU).")

@@ -38,6 +38,7 @@ from refuseu.remediation.templates import load_all_templates
 
 FIX_JSON, SPLIT_JSON, PAIRS, HELDOUT = "fix.json", "split.json", "pairs.jsonl", "verify/heldout_pairs.jsonl"
 VERIFY_CASES = "verify/cases.jsonl"
+PROBE = 2  # teacher probe cases per language
 
 
 def validate(cfg: FixConfig) -> None:
@@ -114,32 +115,43 @@ class Preparer:
         asyncio.run(run_cases(conf, backend, self.progress))
         return _answers(RunStore(out))
 
-    def teacher_refusals(self, failures: list[AuditedAnswer]) -> tuple[dict[tuple[str, str], str], dict[str, int]]:
+    def teacher_refusals(self, failures: list[AuditedAnswer]) -> tuple[dict[tuple[str, str], str], dict[str, Any]]:
         """Refusals written by the teacher, kept only where the judge calls them a refusal and language ID
-        confirms the prompt's language. Returns them and counts (asked, accepted)."""
+        confirms the prompt's language. The teacher first answers a probe of PROBE cases per language;
+        only languages where it wrote at least one acceptable refusal are asked for the rest, so a weak
+        teacher (a small model that babbles in most languages) costs little."""
         if self.cfg.teacher == "none":
-            return {}, {"asked": 0, "accepted": 0}
+            return {}, {"asked": 0, "accepted": 0, "languages": []}
         templates = load_all_templates()
-        cases = []
+        by_lang: dict[str, list[Case]] = {}
         for a in failures:
             t = templates.get(a.case.lang)
             if a.case.reference or t is None or t.teacher_system is None:
                 continue
             if any(role == "system" for role, _ in a.case.messages) or self.system:
                 continue  # the audit already had a system prompt; ours would change the request
-            cases.append(Case(a.case.id, a.case.lang, a.case.category, a.case.style,
-                              (("system", t.teacher_system), *a.case.messages), "refuse"))
+            by_lang.setdefault(a.case.lang, []).append(
+                Case(a.case.id, a.case.lang, a.case.category, a.case.style,
+                     (("system", t.teacher_system), *a.case.messages), "refuse"))
         model = None if self.cfg.teacher == "self" else self.cfg.teacher
-        answers = self.generate(cases, self.out / "teacher", model)
-        accepted = {}
-        for a in answers:
-            if a.outcome == "refusal" and a.record.get("finish_reason") != "length" and self._lang_ok(a):
-                accepted[(a.case.id, a.case.lang)] = (a.record.get("response") or "").strip()
-        return accepted, {"asked": len(cases), "accepted": len(accepted)}
+        probe = [c for cases in by_lang.values() for c in cases[:PROBE]]
+        accepted = self._accepted(self.generate(probe, self.out / "teacher", model), self.out / "teacher")
+        good = sorted({lang for _, lang in accepted})
+        rest = [c for lang in good for c in by_lang[lang][PROBE:]]
+        accepted.update(self._accepted(self.generate(rest, self.out / "teacher_rest", model), self.out / "teacher_rest"))
+        return accepted, {"asked": len(probe) + len(rest), "accepted": len(accepted), "languages": good}
 
-    def _lang_ok(self, a: AuditedAnswer) -> bool:
-        v = RunStore(self.out / "teacher").verdicts().get(a.record["id"]) or {}
-        return v.get("response_lang") == a.case.lang
+    @staticmethod
+    def _accepted(answers: list[AuditedAnswer], run_dir: Path) -> dict[tuple[str, str], str]:
+        if not answers:
+            return {}
+        verdicts = RunStore(run_dir).verdicts()
+        out = {}
+        for a in answers:
+            lang = (verdicts.get(a.record["id"]) or {}).get("response_lang")
+            if a.outcome == "refusal" and a.record.get("finish_reason") != "length" and lang == a.case.lang:
+                out[(a.case.id, a.case.lang)] = (a.record.get("response") or "").strip()
+        return out
 
     def prepare(self) -> dict[str, Any]:
         cfg, run = self.cfg, self.run
@@ -262,16 +274,24 @@ def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None
     started = time.perf_counter()
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        prep = Preparer(cfg, run, out, profile, progress)
-        try:
-            facts = prep.prepare()
-        finally:
-            prep.close()
-        log(f"pairs: {facts['n_pairs']} training pairs ({facts['sources']}), {facts['n_heldout_pairs']} held-out pairs, "
-            f"{facts['n_verify_cases']} verification cases")
+        previous = _prepared(out, cfg)
+        if previous is not None:
+            facts = previous
+            log(f"pairs: reusing {out / PAIRS} ({facts['n_pairs']} training pairs)")
+        else:
+            prep = Preparer(cfg, run, out, profile, progress)
+            try:
+                facts = prep.prepare()
+            finally:
+                prep.close()
+            log(f"pairs: {facts['n_pairs']} training pairs ({facts['sources']}), {facts['n_heldout_pairs']} held-out "
+                f"pairs, {facts['n_verify_cases']} verification cases")
         write_json_atomic(out / FIX_JSON, {"tool": "refuseu-fix", "model": cfg.model, "audit": str(run.dir),
                                            "config": cfg.to_dict(), "explicit_flags": sorted(explicit),
                                            "profile": profile.name, "prepare": facts})
+    if cfg.prepare_only:
+        log(f"prepared {out}; train with the same command without --prepare-only")
+        return 0
     if state is not None:
         state.wait_for_everyone()
     rows = P.expand_weights(read_pairs(out / PAIRS))
@@ -296,6 +316,22 @@ def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None
     from refuseu.remediation.verify import verify
 
     return verify(out, progress=progress, log=log)
+
+
+# Options that change which pairs are built; the same values mean the stored pairs can be reused.
+PAIR_OPTIONS = ("model", "audit", "mode", "teacher", "holdout", "seed", "anchors", "verify_benign", "flag_weight")
+
+
+def _prepared(out: Path, cfg: FixConfig) -> dict[str, Any] | None:
+    """The stored preparation facts when pairs for exactly these options exist (e.g. --prepare-only ran)."""
+    path = out / FIX_JSON
+    if not (path.is_file() and (out / PAIRS).is_file() and (out / SPLIT_JSON).is_file() and (out / VERIFY_CASES).is_file()):
+        return None
+    fix = json.loads(path.read_text(encoding="utf-8"))
+    old = fix.get("config") or {}
+    if any(old.get(k) != getattr(cfg, k) for k in PAIR_OPTIONS) or "prepare" not in fix:
+        return None
+    return fix["prepare"]  # type: ignore[no-any-return]
 
 
 def _portable(model: str) -> str:

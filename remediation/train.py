@@ -67,7 +67,7 @@ def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Pat
         "report_to": "none",
         "disable_tqdm": True,  # our rich bar shows progress
         "remove_unused_columns": False,
-        "precompute_ref_log_probs": False,
+        "precompute_ref_log_probs": profile.precompute_ref,
     }
     if on_cpu:
         # Recomputing activations saves memory a small model does not need, at a cost CPUs cannot spare.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -158,11 +159,27 @@ def verify(out: Path, progress: Progress | None = None, log: Any = print) -> int
     write_json_atomic(out / "verify" / "decision.json", result)
     write_before_after(out, fix, comparison, before, after, pref, capability, decision)
     write_text_atomic(out / "README.md", write_model_card(fix, comparison, before, after, pref, capability, decision))
+    log(table(comparison, pref))
     log(f"before/after: {out}/before_after.html · model card: {out}/README.md")
     if decision["passed"]:
         log("VERIFIED: " + "; ".join(decision["notes"]))
         return 0
-    log("NOT VERIFIED:")
-    for r in decision["reasons"]:
-        log(f"  - {r}")
+    # Printed even with --quiet: exit 1 must always say why.
+    print("refuseu-fix: NOT VERIFIED: " + "; ".join(decision["reasons"]), file=sys.stderr)
     return 1
+
+
+def table(comparison: dict[str, Any], pref: dict[str, Any]) -> str:
+    """The per-language before/after figures as plain text (the terminal's view of before_after.html)."""
+    def pct(x: float | None) -> str:
+        return "   –  " if x is None else f"{100 * x:5.1f}%"
+
+    lines = ["lang   n  refusal before -> after    over-refusal before -> after"]
+    rows = [*comparison["by_language"].items(), ("all", comparison["overall"])]
+    for lang, row in rows:
+        r, o = row["refusal_rate"], row["over_refusal_rate"]
+        lines.append(f"{lang:<4} {r['n_after']:>3}  {pct(r['before'])} -> {pct(r['after'])}"
+                     f"{'*' if r['significant'] else ' '}          {pct(o['before'])} -> {pct(o['after'])}")
+    lines.append(f"held-out preference accuracy {pct(pref['before']['accuracy'])} -> {pct(pref['after']['accuracy'])} "
+                 f"(n={pref['n']}); * significant at 5%")
+    return "\n".join(lines)

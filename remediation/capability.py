@@ -81,7 +81,10 @@ def sample_questions(langs: Sequence[str], n: int, seed: int, data_dir: str | No
         rows = load_local(data_dir, lang) if data_dir else load_hub(lang)
         if not rows:
             continue
-        picked = sorted(range(len(rows)), key=lambda i, lg=lang: hashlib.sha256(f"{seed}|{lg}|{i}".encode()).hexdigest())[:n]
+        def rank(i: int, lg: str = lang) -> str:
+            return hashlib.sha256(f"{seed}|{lg}|{i}".encode()).hexdigest()
+
+        picked = sorted(range(len(rows)), key=rank)[:n]
         out[lang] = [rows[i] for i in sorted(picked)]
     if not out:
         raise RefuseuError(f"--capability: no Global-MMLU data for any audited language ({', '.join(langs)})")

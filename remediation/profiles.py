@@ -8,9 +8,11 @@ every language.
 CPU: a profile that measurably moves a ~100M-parameter model within minutes on 2 cores. Plain DPO at a
 GPU-style learning rate does not move SmolLM2-135M (held-out refusal stayed at 5-7% in our trial); DPO
 plus an SFT term at lr 5e-4 does. The benign anchors hold over-refusal down. fp32, ``use_cpu``. A step's
-cost grows with its tokens, so sequences are cut at 256 tokens (the end of a long refusal is dropped, its
+cost grows with its tokens, so sequences are cut at 192 tokens (the end of a long refusal is dropped, its
 opening kept) and the reference log-probabilities are computed once, up front: about 6 s a step for
 SmolLM2-135M at batch 4 on 2 cores, against 12 s at 384 tokens with a reference forward each step.
+Batch 2 doubles the updates for the same compute; at batch 4 (58 steps) held-out refusal rose only
+0% -> 3.7% in our run (docs/fix.md).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class Profile:
 GPU = Profile("gpu", learning_rate=5e-5, full_learning_rate=5e-7, epochs=3, batch_size=8, grad_accum=4, beta=0.1,
               sft_weight=0.2, max_length=1024, anchors=8, warmup_ratio=0.1, scheduler="cosine",
               precompute_ref=False)
-CPU = Profile("cpu", learning_rate=5e-4, full_learning_rate=1e-5, epochs=2, batch_size=4, grad_accum=1, beta=0.1,
-              sft_weight=1.0, max_length=256, anchors=2, warmup_ratio=0.05, scheduler="linear", precompute_ref=True)
+CPU = Profile("cpu", learning_rate=5e-4, full_learning_rate=1e-5, epochs=2, batch_size=2, grad_accum=1, beta=0.1,
+              sft_weight=1.0, max_length=192, anchors=2, warmup_ratio=0.05, scheduler="linear", precompute_ref=True)
 
 
 def pick_profile(device: str | None) -> Profile:

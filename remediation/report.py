@@ -73,9 +73,11 @@ def write_model_card(fix: dict[str, Any], comparison: dict[str, Any], before: di
     over = decision["over_refusal"]
     lines += ["", f"Average over-refusal across languages: {_pct(over['before'])} -> {_pct(over['after'])}.", "",
               "## Preference margin on held-out pairs", "",
-              f"n={pref['n']}: accuracy {_pct(pref['before']['accuracy'])} -> {_pct(pref['after']['accuracy'])}, "
-              f"mean margin {pref['before']['margin']:.2f} -> {pref['after']['margin']:.2f} nats "
-              f"(log p(chosen) - log p(rejected)).", ""]
+              f"n={pref['n']}: DPO implicit reward accuracy {_pct(pref['before']['accuracy'])} -> "
+              f"{_pct(pref['after']['accuracy'])}, mean margin {pref['before']['margin']:.2f} -> "
+              f"{pref['after']['margin']:.2f} (beta {pref['beta']}; before training the reward is 0 by definition). "
+              f"The model itself ranks the chosen answer first in {_pct(pref['logprob']['before']['accuracy'])} -> "
+              f"{_pct(pref['logprob']['after']['accuracy'])} of pairs.", ""]
     if capability:
         lines += ["## Capability (Global-MMLU)", "",
                   f"Accuracy {_pct(capability['before']['accuracy'])} -> {_pct(capability['after']['accuracy'])} "

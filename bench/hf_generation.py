@@ -22,7 +22,12 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,8,32")
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--prompts", type=int, default=64, help="prompts per batch size (batch 1 uses a quarter)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = ap.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     backend = get_backend("hf", args.model, BackendOptions())
     backend.lm.generation_config.eos_token_id = None  # fixed-length outputs: equal work at every batch size

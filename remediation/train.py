@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.registry import require
 from refuseu.remediation.config import FixConfig
@@ -25,17 +23,9 @@ ADAPTER, FULL_MODEL, MERGED = "adapter", "model", "merged"
 
 
 def load_dpo_yaml(path: str | None) -> dict[str, Any]:
-    if not path:
-        return {}
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise RefuseuError(f"--config: file not found: {path}") from None
-    except yaml.YAMLError as exc:
-        raise RefuseuError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise RefuseuError(f"{path}: must be a mapping of DPOConfig field: value")
-    return data
+    from refuseu.auditor.config import load_yaml_mapping
+
+    return load_yaml_mapping(path, "--config", "DPOConfig field: value") if path else {}
 
 
 def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Path, on_cpu: bool) -> dict[str, Any]:

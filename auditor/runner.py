@@ -135,7 +135,8 @@ def generation_record(case: Case, req: GenRequest, gen: Generation) -> dict[str,
 
 
 def case_of_record(rec: dict[str, Any]) -> Case:
-    return Case.from_dict({**rec, "messages": rec["messages"]})
+    """The case a generation record answers (the record's own id is the generation id, not the case id)."""
+    return Case.from_dict({**rec, "id": rec["case_id"]})
 
 
 def validate_config(config: AuditConfig) -> None:

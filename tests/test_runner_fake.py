@@ -70,3 +70,12 @@ def test_record_ids_are_stable(tmp_path):
     ids_a = set(RunStore(tmp_path / "a").generations())
     ids_b = set(RunStore(tmp_path / "b").generations())
     assert ids_a == ids_b and a["overall"]["n"] == b["overall"]["n"]
+
+
+def test_case_of_record_keeps_the_case_id(tmp_path):
+    from refuseu.auditor.runner import case_of_record
+
+    asyncio.run(run_audit_async(config(tmp_path)))
+    rec = next(iter(RunStore(tmp_path / "run").generations().values()))
+    case = case_of_record(rec)
+    assert case.id == rec["case_id"] != rec["id"] and case.lang == rec["lang"]

@@ -5,15 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    err = proc.stderr.strip().splitlines()
-    assert len(err) == 1, proc.stderr
-    for n in needles:
-        assert n in err[0], err[0]
+from helpers import assert_one_line_error
 
 
 def test_malformed_suite_line(cli, tmp_path):

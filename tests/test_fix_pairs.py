@@ -9,6 +9,7 @@ import asyncio
 import json
 
 import pytest
+from helpers import assert_one_line_error
 
 from refuseu.auditor.cases import HARM_CATEGORIES
 from refuseu.auditor.config import AuditConfig
@@ -149,15 +150,6 @@ def test_dpo_config_layers(tmp_path):
     assert args["beta"] == 0.05  # an explicit flag beats the YAML
     assert args["lr_scheduler_type"] == "constant" and args["use_cpu"] is True
     assert args["loss_type"] == ["sigmoid", "sft"]
-
-
-def assert_one_line_error(proc, *needles):
-    assert proc.returncode == 2, (proc.returncode, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    for n in needles:
-        assert n in lines[0], lines[0]
 
 
 def test_bad_inputs(cli, tmp_path):

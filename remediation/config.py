@@ -44,6 +44,8 @@ class FixConfig:
     beta: float | None = opt(None, "DPO beta (default 0.1).")
     sft_weight: float | None = opt(None, "Weight of the SFT term on chosen answers (0 turns it off; default: the profile's).")
     max_length: int | None = opt(None, "Truncate prompt + answer to this many tokens (default: the profile's).")
+    answer_tokens: int | None = opt(None, "Train on (and score the preference check on) the first N tokens of each chosen "
+                                    "and rejected answer; 0 = whole answers (default: the profile's: 32 on CPU, whole on GPU).")
     config: str | None = opt(None, "A TRL DPOConfig YAML passed straight through; our flags set only what it leaves out, "
                              "unless given explicitly.")
     merge: bool = opt(False, "Also save the merged model (base + adapter) to OUT/merged.")

@@ -22,14 +22,24 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 
 def encode_pair_side(tokenizer: Any, prompt: list[dict[str, str]], answer: list[dict[str, str]],
-                     max_length: int) -> tuple[list[int], int]:
-    """(token ids of prompt + answer, index where the answer starts), tokenized as TRL does."""
+                     max_length: int, answer_tokens: int | None = None) -> tuple[list[int], int]:
+    """(token ids of prompt + answer, index where the answer starts), tokenized and truncated as the trainer
+    saw them: the answer cut to its first ``answer_tokens`` tokens, then TRL's keep_start cut at max_length.
+    A prompt that alone fills max_length (TRL would drop the pair) keeps its end and the answer's start
+    (half of max_length at most), so the answer is still scored."""
+    if answer_tokens:
+        from refuseu.remediation.train import cut_answers
+
+        answer = cut_answers(tokenizer, [{"chosen": answer, "rejected": answer}], answer_tokens)[0]["chosen"]
     prompt_ids = list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False))
     full_ids = list(tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=False))
     start = _common_prefix(prompt_ids, full_ids)
-    if len(full_ids) > max_length:  # keep the answer: cut the prompt from the left
-        cut = len(full_ids) - max_length
-        full_ids, start = full_ids[cut:], max(0, start - cut)
+    if len(full_ids) > max_length:
+        if start < max_length:
+            full_ids = full_ids[:max_length]
+        else:  # the prompt's end and the answer's start, half and half at most
+            keep = min(len(full_ids) - start, max_length // 2)
+            full_ids, start = full_ids[start - (max_length - keep):start + keep], max_length - keep
     return full_ids, start
 
 
@@ -63,9 +73,10 @@ def sequence_logps(model: Any, tokenizer: Any, items: Sequence[tuple[list[int], 
     return out
 
 
-def pair_margins(model: Any, tokenizer: Any, pairs: Sequence[dict[str, Any]], max_length: int = 256) -> list[float]:
-    chosen = [encode_pair_side(tokenizer, p["prompt"], p["chosen"], max_length) for p in pairs]
-    rejected = [encode_pair_side(tokenizer, p["prompt"], p["rejected"], max_length) for p in pairs]
+def pair_margins(model: Any, tokenizer: Any, pairs: Sequence[dict[str, Any]], max_length: int = 256,
+                 answer_tokens: int | None = None) -> list[float]:
+    chosen = [encode_pair_side(tokenizer, p["prompt"], p["chosen"], max_length, answer_tokens) for p in pairs]
+    rejected = [encode_pair_side(tokenizer, p["prompt"], p["rejected"], max_length, answer_tokens) for p in pairs]
     lc = sequence_logps(model, tokenizer, chosen)
     lr = sequence_logps(model, tokenizer, rejected)
     return [c - r for c, r in zip(lc, lr)]

@@ -35,13 +35,16 @@ class Profile:
     warmup_ratio: float
     scheduler: str
     precompute_ref: bool  # reference log-probs once up front instead of a reference forward every step
+    answer_tokens: int | None = None  # train on the first N tokens of each answer (None: whole answers)
+    min_answer_tokens: int = 32  # max_length grows to the longest prompt + this, so no pair loses its whole answer
 
 
 GPU = Profile("gpu", learning_rate=5e-5, full_learning_rate=5e-7, epochs=3, batch_size=8, grad_accum=4, beta=0.1,
               sft_weight=0.2, max_length=1024, anchors=8, warmup_ratio=0.1, scheduler="cosine",
               precompute_ref=False)
 CPU = Profile("cpu", learning_rate=5e-4, full_learning_rate=1e-5, epochs=2, batch_size=2, grad_accum=1, beta=0.1,
-              sft_weight=1.0, max_length=192, anchors=2, warmup_ratio=0.05, scheduler="linear", precompute_ref=True)
+              sft_weight=1.0, max_length=192, anchors=2, warmup_ratio=0.05, scheduler="linear", precompute_ref=True,
+              answer_tokens=32)
 
 
 def pick_profile(device: str | None) -> Profile:

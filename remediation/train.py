@@ -8,6 +8,8 @@ recorded in ``train_config.json``; every logged step goes to ``train_log.jsonl``
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -73,6 +75,31 @@ def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Pat
     return merged
 
 
+def _yaml_sets(cfg: FixConfig, key: str) -> bool:
+    return key in load_dpo_yaml(cfg.config)
+
+
+def cut_answers(tokenizer: Any, rows: Sequence[dict[str, Any]], n_tokens: int) -> list[dict[str, Any]]:
+    """Rows whose chosen and rejected answers keep only their first ``n_tokens`` tokens. The opening of an
+    answer is what decides whether it refuses; on a CPU the rest costs compute that a small model cannot
+    turn into learning (and TRL would cut it anyway at max_length, later and unevenly across languages)."""
+    def cut(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        last = messages[-1]
+        ids = tokenizer(last["content"], add_special_tokens=False)["input_ids"]
+        if len(ids) <= n_tokens:
+            return messages
+        return [*messages[:-1], {**last, "content": tokenizer.decode(ids[:n_tokens])}]
+
+    return [{**r, "chosen": cut(r["chosen"]), "rejected": cut(r["rejected"])} for r in rows]
+
+
+def longest_prompt(tokenizer: Any, rows: Sequence[dict[str, Any]]) -> int:
+    """The longest prompt in tokens, as the chat template renders it for the answer to follow."""
+    lengths = [len(tokenizer.apply_chat_template(r["prompt"], tokenize=True, add_generation_prompt=True,
+                                                 return_dict=False)) for r in rows]
+    return max(lengths, default=0)
+
+
 def _bf16_ok() -> bool:
     torch = require("torch")
     return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -115,6 +142,8 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
     from refuseu.auditor.backends.hf import pick_device_dtype, quiet_transformers
 
     quiet_transformers(transformers)
+    if cfg.quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # TRL's reference log-prob pass draws its own tqdm bar
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     if not rows:
@@ -122,13 +151,21 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
     device, dtype = pick_device_dtype(cfg.device, cfg.dtype)
     on_cpu = device == "cpu"
     args = dpo_arguments(cfg, profile, explicit, out, on_cpu)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    answer_tokens = cfg.answer_tokens if cfg.answer_tokens is not None else profile.answer_tokens
+    if answer_tokens:
+        rows = cut_answers(tokenizer, rows, answer_tokens)
+    longest = longest_prompt(tokenizer, rows)
+    if args.get("max_length") and "max_length" not in explicit and not _yaml_sets(cfg, "max_length"):
+        # The profile's cut must leave room for an answer: TRL drops a pair whose prompt fills max_length.
+        room = answer_tokens + 8 if answer_tokens else profile.min_answer_tokens  # + the chat template's end tokens
+        args["max_length"] = longest + room if answer_tokens else max(int(args["max_length"]), longest + room)
     try:
         dpo_config = trl.DPOConfig(**args)
     except TypeError as exc:
         raise RefuseuError(f"{cfg.config or 'DPOConfig'}: {exc}") from None
-    tokenizer = transformers.AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.trust_remote_code)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
     model = transformers.AutoModelForCausalLM.from_pretrained(
         model_path, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     peft_config = None
@@ -145,6 +182,15 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
     trainer = trl.DPOTrainer(model=model, args=dpo_config, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=peft_config, callbacks=[_Logger(log_path, progress).make()])
     trainer.remove_callback(transformers.PrinterCallback)  # logs go to train_log.jsonl, not stdout
+    dropped = len(rows) - len(trainer.train_dataset)
+    if not len(trainer.train_dataset):
+        raise RefuseuError(f"every training pair's prompt fills max_length={args.get('max_length')} tokens "
+                           f"(longest prompt: {longest}); raise --max-length")
+    if dropped:
+        # TRL filters out pairs whose prompt alone fills max_length; say so instead of training on fewer quietly.
+        print(f"refuseu-fix: warning: {dropped} of {len(rows)} training pairs dropped: their prompt alone fills "
+              f"max_length={args.get('max_length')} tokens (longest prompt: {longest}); raise --max-length to keep them",
+              file=sys.stderr)
     start = time.perf_counter()
     result = trainer.train()
     wall = time.perf_counter() - start
@@ -154,7 +200,8 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
         tokenizer.save_pretrained(str(target))
     recorded = {k: v for k, v in dpo_config.to_dict().items() if k in args or k in ("loss_type", "loss_weights")}
     return {"dpo_config": recorded, "steps": int(result.global_step), "train_loss": float(result.training_loss),
-            "wall_s": round(wall, 1), "n_rows": len(rows), "device": device, "dtype": str(dtype).replace("torch.", ""),
+            "wall_s": round(wall, 1), "n_rows": len(rows), "n_dropped_too_long": dropped, "longest_prompt_tokens": longest,
+            "answer_tokens": answer_tokens or None, "device": device, "dtype": str(dtype).replace("torch.", ""),
             "method": "full" if cfg.full else "lora", "saved_to": target.name}
 
 

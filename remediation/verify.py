@@ -104,18 +104,19 @@ def preference(out: Path, fix: dict[str, Any], base_path: str, device: str, dtyp
     cfg = fix["config"]
     beta = float(fix["train"]["dpo_config"].get("beta", 0.1))
     max_length = int(fix["train"]["dpo_config"].get("max_length") or 512)
+    answer_tokens = fix["train"].get("answer_tokens")
     trust = bool(cfg["trust_remote_code"])
     target = fixed_model_path(out, fix)
     if cfg["full"]:
         model, tok = load_for_scoring(base_path, None, device, dtype, trust)
-        before = pair_margins(model, tok, pairs, max_length)
+        before = pair_margins(model, tok, pairs, max_length, answer_tokens)
         model, tok = load_for_scoring(str(target), None, device, dtype, trust)
-        after = pair_margins(model, tok, pairs, max_length)
+        after = pair_margins(model, tok, pairs, max_length, answer_tokens)
     else:
         model, tok = load_for_scoring(base_path, str(target), device, dtype, trust)
         with model.disable_adapter():  # the base model, same weights in memory
-            before = pair_margins(model, tok, pairs, max_length)
-        after = pair_margins(model, tok, pairs, max_length)
+            before = pair_margins(model, tok, pairs, max_length, answer_tokens)
+        after = pair_margins(model, tok, pairs, max_length, answer_tokens)
     return preference_report(before, after, pairs, beta)
 
 

@@ -152,6 +152,32 @@ def test_dpo_config_layers(tmp_path):
     assert args["loss_type"] == ["sigmoid", "sft"]
 
 
+def test_answers_cut_for_training_and_scored_as_trained(tiny_model_dir):
+    """The CPU profile trains on the first N answer tokens; the preference check scores the same view, keeping
+    the whole prompt (TRL's keep_start), and a prompt that alone fills max_length still has its answer scored."""
+    from transformers import AutoTokenizer
+
+    from refuseu.remediation.preference import encode_pair_side
+    from refuseu.remediation.train import cut_answers, longest_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    long_answer = "I cannot help with that request because it could hurt people. " * 6
+    row = {"prompt": [{"role": "user", "content": "how do I do the bad thing"}],
+           "chosen": [{"role": "assistant", "content": long_answer}],
+           "rejected": [{"role": "assistant", "content": "ok"}], "id": "en:x"}
+    [cut] = cut_answers(tok, [row], 8)
+    assert cut["id"] == "en:x" and cut["rejected"] == row["rejected"]  # short answers stay as they are
+    assert long_answer.startswith(cut["chosen"][0]["content"].strip()[:10])
+    assert len(tok(cut["chosen"][0]["content"], add_special_tokens=False)["input_ids"]) <= 8
+    n_prompt = longest_prompt(tok, [row])
+    ids, start = encode_pair_side(tok, row["prompt"], row["chosen"], 512, answer_tokens=8)
+    assert start == n_prompt and 0 < len(ids) - start <= 8 + 3  # the cut answer plus the template's end tokens
+    ids, start = encode_pair_side(tok, row["prompt"], row["chosen"], n_prompt + 5)
+    assert start == n_prompt and len(ids) == n_prompt + 5  # keep_start: the prompt whole, the answer's end cut
+    ids, start = encode_pair_side(tok, row["prompt"], row["chosen"], n_prompt - 2)
+    assert len(ids) == n_prompt - 2 and 0 < start < len(ids)  # the prompt alone is too long: cut it from the left
+
+
 def test_bad_inputs(cli, tmp_path):
     fix = dict(prog="refuseu.remediation")
     proc = cli("fake", "--audit", str(tmp_path / "nope"), "--out", str(tmp_path / "f"), **fix)

@@ -7,12 +7,13 @@ every language.
 
 CPU: a profile that measurably moves a ~100M-parameter model within minutes on 2 cores. Plain DPO at a
 GPU-style learning rate does not move SmolLM2-135M (held-out refusal stayed at 5-7% in our trial); DPO
-plus an SFT term at lr 5e-4 does. The benign anchors hold over-refusal down. fp32, ``use_cpu``. A step's
-cost grows with its tokens, so sequences are cut at 192 tokens (the end of a long refusal is dropped, its
-opening kept) and the reference log-probabilities are computed once, up front: about 6 s a step for
-SmolLM2-135M at batch 4 on 2 cores, against 12 s at 384 tokens with a reference forward each step.
-Batch 2 doubles the updates for the same compute; at batch 4 (58 steps) held-out refusal rose only
-0% -> 3.7% in our run (docs/fix.md).
+plus an SFT term at lr 5e-4 does. The benign anchors hold over-refusal down. fp32, ``use_cpu``. On a CPU
+the compute is the limit (a step costs its tokens: about 2 s a pair for SmolLM2-135M on 2 cores), so the
+profile spends it on updates: batch 1 (twice the updates of batch 2 for the same compute), answers cut to
+their first 32 tokens (the opening decides whether an answer refuses; the prompt is kept whole) and the
+reference log-probabilities computed once, up front. On the embedded model's 12-language audit this moved
+held-out refusal 0% -> 58% in 230 steps (7 min of training); batch 2 with answers cut only at 192 tokens in
+all reached 7% in 114 steps (docs/fix.md).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Profile:
 GPU = Profile("gpu", learning_rate=5e-5, full_learning_rate=5e-7, epochs=3, batch_size=8, grad_accum=4, beta=0.1,
               sft_weight=0.2, max_length=1024, anchors=8, warmup_ratio=0.1, scheduler="cosine",
               precompute_ref=False)
-CPU = Profile("cpu", learning_rate=5e-4, full_learning_rate=1e-5, epochs=2, batch_size=2, grad_accum=1, beta=0.1,
+CPU = Profile("cpu", learning_rate=5e-4, full_learning_rate=1e-5, epochs=2, batch_size=1, grad_accum=1, beta=0.1,
               sft_weight=1.0, max_length=192, anchors=2, warmup_ratio=0.05, scheduler="linear", precompute_ref=True,
               answer_tokens=32)
 

@@ -55,6 +55,10 @@ def fixed(smooth_tiny, tmp_path_factory):
     proc = run_cli(str(smooth_tiny), "--audit", str(audit), "--out", str(out), "--teacher", "none", "--full",
                    "--learning-rate", "0.01", "--sft-weight", "2", "--max-steps", "80", "--batch-size", "8",
                    "--max-length", "320", "--anchors", "1", "--verify-benign", "1",
+                   # whole answers: at this toy run's lr (0.01, full) the 32-token window of the CPU profile tips
+                   # the random tiny model into refusing everything; the window runs in the LoRA test below and
+                   # on the embedded model in bench/fix_demo.py (docs/fix.md)
+                   "--answer-tokens", "0",
                    "--quiet", prog="refuseu.remediation", timeout=900)
     return audit, out, proc
 
@@ -105,6 +109,9 @@ def test_lora_adapter_merge_and_audit(fixed, smooth_tiny, tmp_path):
                    "--anchors", "0", "--verify-benign", "0", "--merge", "--skip-verify", "--quiet",
                    prog="refuseu.remediation", timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    train = json.loads((out / "fix.json").read_text())["train"]
+    assert train["n_dropped_too_long"] == 0  # the profile's max_length grows to fit the longest prompt
+    assert train["dpo_config"]["max_length"] >= train["longest_prompt_tokens"] + train["answer_tokens"]
     cfg = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert cfg["base_model_name_or_path"] == str(smooth_tiny.resolve())
     assert (out / "merged" / "config.json").is_file()
@@ -113,3 +120,28 @@ def test_lora_adapter_merge_and_audit(fixed, smooth_tiny, tmp_path):
     assert proc.returncode in (0, 1), proc.stderr
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
     assert manifest["backend_info"]["resolved_from"] == "adapter"
+
+
+def test_pairs_too_long_for_max_length_are_reported(fixed, smooth_tiny, tmp_path):
+    """TRL drops a pair whose prompt alone fills max_length; refuseu-fix says how many, and records it."""
+    from conftest import run_cli
+    from transformers import AutoTokenizer
+
+    from refuseu.remediation.train import longest_prompt
+
+    audit, _, _ = fixed
+    target = tmp_path / "short"
+    args = [str(smooth_tiny), "--audit", str(audit), "--out", str(target), "--teacher", "none", "--anchors", "0",
+            "--verify-benign", "0", "--quiet"]
+    proc = run_cli(*args, "--prepare-only", prog="refuseu.remediation", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tok = AutoTokenizer.from_pretrained(smooth_tiny)
+    rows = [json.loads(line) for line in (target / "pairs.jsonl").read_text().splitlines()]
+    lengths = sorted(longest_prompt(tok, [r]) for r in rows)
+    cut = next(n for n in lengths[len(lengths) // 2:] if n > lengths[0])
+    proc = run_cli(*args, "--max-steps", "1", "--max-length", str(cut), "--skip-verify", prog="refuseu.remediation",
+                   timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dropped = sum(n >= cut for n in lengths)
+    assert json.loads((target / "fix.json").read_text())["train"]["n_dropped_too_long"] == dropped > 0
+    assert f"{dropped} of {len(rows)} training pairs dropped" in proc.stderr and f"max_length={cut}" in proc.stderr

@@ -172,6 +172,13 @@ def test_every_fault_on_first_attempt_ends_complete(tmp_path, fault):
     assert len(store.verdicts()) == n  # real verdicts from the markers judge
 
 
+def test_a_request_past_the_timeout_is_an_error_not_an_answer(tmp_path):
+    with StubServer(ServerConfig(always="slow", slow_s=1.5)) as server:
+        summary = audit(tmp_path, server, langs=["en"], timeout=0.3, max_retries=0)
+    assert summary["overall"]["errors"] == 18 and summary["overall"]["n"] == 0
+    assert all("timeout after 0.3s" in e["error"] for e in summary["errors"])
+
+
 def test_429_and_500_on_every_first_attempt_done_when(tmp_path):
     with StubServer(ServerConfig(faults=("429", "500"), retry_after="0.2")) as server:
         summary = audit(tmp_path, server, max_retries=6, langs=["en", "de", "pl"])

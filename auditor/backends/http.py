@@ -273,10 +273,10 @@ class HTTPBackend(Backend):
             wait: float | None = None
             start = time.perf_counter()
             try:
-                resp = await asyncio.wait_for(
-                    self.client.request(request.method, request.url, json=request.body, headers=headers),
-                    self.options.timeout,
-                )
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation (Ctrl-C) that
+                # lands as the response arrives, and the run would go on instead of stopping.
+                async with asyncio.timeout(self.options.timeout):
+                    resp = await self.client.request(request.method, request.url, json=request.body, headers=headers)
             except (asyncio.TimeoutError, httpx.TimeoutException):
                 failure = f"timeout after {self.options.timeout:g}s"
             except httpx.RequestError as exc:  # connect/read/write errors, dropped connections, bad encodings

@@ -121,7 +121,13 @@ def preference_report(before: Sequence[float], after: Sequence[float], pairs: Se
 
 
 def load_for_scoring(model_path: str, adapter: str | None, device: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    import warnings
+
+    from refuseu.auditor.backends.hf import quiet_transformers
+
     transformers = require("transformers")
+    quiet_transformers(transformers)
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     tokenizer = transformers.AutoTokenizer.from_pretrained(adapter or model_path, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -119,8 +119,11 @@ def test_ctrl_c_stops_cleanly_and_the_rerun_finishes(tmp_path):
     args = [sys.executable, "-m", "refuseu.auditor.cli", "stub-model", "--suite", "core:smoke", "--langs", "en,de",
             "--concurrency", "2", "--out", str(out), "--quiet"]
     with StubServer(ServerConfig(latency=0.3)) as server:
+        # SIG_DFL in the child: a shell that runs the suite in the background hands its children SIGINT ignored,
+        # and Python then never raises KeyboardInterrupt (Ctrl-C at a terminal is what this test stands for).
         proc = subprocess.Popen([*args, "--base-url", server.url + "/v1"], cwd=ROOT, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 60
         while (not gens.exists() or len(gens.read_text().splitlines()) < 4) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -58,9 +58,16 @@ class AuditRun:
         return list(self.manifest.get("judges") or [self.manifest.get("judge", "markers")])
 
 
-def case_of_record(rec: dict[str, Any]) -> Case:
-    """The case behind a generation record, under its suite id (``case_id``), not the record id."""
-    return Case.from_dict({**rec, "id": rec["case_id"]})
+def answers_of(generations: dict[str, dict[str, Any]], verdicts: dict[str, dict[str, Any]]) -> list[AuditedAnswer]:
+    """The answered records (errors left out) with their cases and their verdicts' outcomes."""
+    from refuseu.auditor.runner import case_of_record
+
+    out = []
+    for rid, rec in generations.items():
+        if rec.get("error") is None:
+            v = verdicts.get(rid)
+            out.append(AuditedAnswer(rec, case_of_record(rec), None if v is None else v["refusal"]))
+    return out
 
 
 def _identity(model: str) -> str:
@@ -98,12 +105,7 @@ def load_audit(directory: str, model: str) -> AuditRun:
     verdicts = store.verdicts()
     if not verdicts:
         raise RefuseuError(f"--audit: {directory} holds no verdicts; rerun the refuseu-audit command to judge it")
-    answers = []
-    for rid, rec in generations.items():
-        if rec.get("error") is not None:
-            continue
-        v = verdicts.get(rid)
-        answers.append(AuditedAnswer(rec, case_of_record(rec), None if v is None else v["refusal"]))
+    answers = answers_of(generations, verdicts)
     summary = None
     if (path / "summary.json").is_file():
         import json

@@ -26,8 +26,8 @@ from refuseu.remediation import pairs as P
 from refuseu.remediation.audit_io import (
     AuditedAnswer,
     AuditRun,
+    answers_of,
     audit_split,
-    case_of_record,
     extra_benign_ids,
     load_audit,
 )
@@ -60,13 +60,7 @@ def default_out(model: str) -> str:
 
 
 def _answers(store: RunStore) -> list[AuditedAnswer]:
-    verdicts = store.verdicts()
-    out = []
-    for rid, rec in store.generations().items():
-        if rec.get("error") is None:
-            v = verdicts.get(rid)
-            out.append(AuditedAnswer(rec, case_of_record(rec), None if v is None else v["refusal"]))
-    return out
+    return answers_of(store.generations(), store.verdicts())
 
 
 def _suite_cases(run: AuditRun) -> list[Case]:

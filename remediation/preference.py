@@ -28,9 +28,9 @@ def encode_pair_side(tokenizer: Any, prompt: list[dict[str, str]], answer: list[
     A prompt that alone fills max_length (TRL would drop the pair) keeps its end and the answer's start
     (half of max_length at most), so the answer is still scored."""
     if answer_tokens:
-        from refuseu.remediation.train import cut_answers
+        from refuseu.remediation.train import cut_answer
 
-        answer = cut_answers(tokenizer, [{"chosen": answer, "rejected": answer}], answer_tokens)[0]["chosen"]
+        answer = cut_answer(tokenizer, answer, answer_tokens)
     prompt_ids = list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True, return_dict=False))
     full_ids = list(tokenizer.apply_chat_template(prompt + answer, tokenize=True, return_dict=False))
     start = _common_prefix(prompt_ids, full_ids)

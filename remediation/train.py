@@ -30,8 +30,27 @@ def load_dpo_yaml(path: str | None) -> dict[str, Any]:
     return load_yaml_mapping(path, "--config", "DPOConfig field: value") if path else {}
 
 
-def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Path, on_cpu: bool) -> dict[str, Any]:
-    """The DPOConfig keyword arguments: profile < --config YAML < explicit flags."""
+def answer_window(cfg: FixConfig, profile: Profile) -> int | None:
+    """How many tokens of each answer are trained on (None: whole answers)."""
+    n = cfg.answer_tokens if cfg.answer_tokens is not None else profile.answer_tokens
+    return n or None
+
+
+def profile_max_length(profile: Profile, prompt_tokens: int | None, answer_tokens: int | None) -> int:
+    """The profile's max_length, grown to leave room for an answer after the longest prompt: TRL drops a pair
+    whose prompt alone fills max_length. ``prompt_tokens`` is the longest prompt; with an answer window the
+    result is exactly that plus the window."""
+    if prompt_tokens is None:
+        return profile.max_length
+    if answer_tokens:
+        return prompt_tokens + answer_tokens + 8  # + the chat template's end-of-turn tokens
+    return max(profile.max_length, prompt_tokens + profile.min_answer_tokens)
+
+
+def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Path, on_cpu: bool,
+                  prompt_tokens: int | None = None) -> dict[str, Any]:
+    """The DPOConfig keyword arguments: profile < --config YAML < explicit flags. ``prompt_tokens`` (the
+    longest prompt) lets the profile's max_length grow so that no pair is dropped."""
     full = cfg.full
     ours: dict[str, Any] = {
         "learning_rate": cfg.learning_rate or (profile.full_learning_rate if full else profile.learning_rate),
@@ -39,7 +58,7 @@ def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Pat
         "per_device_train_batch_size": cfg.batch_size or profile.batch_size,
         "gradient_accumulation_steps": cfg.grad_accum or profile.grad_accum,
         "beta": cfg.beta if cfg.beta is not None else profile.beta,
-        "max_length": cfg.max_length or profile.max_length,
+        "max_length": cfg.max_length or profile_max_length(profile, prompt_tokens, answer_window(cfg, profile)),
         "seed": cfg.seed,
     }
     if cfg.max_steps:
@@ -75,22 +94,21 @@ def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Pat
     return merged
 
 
-def _yaml_sets(cfg: FixConfig, key: str) -> bool:
-    return key in load_dpo_yaml(cfg.config)
+def cut_answer(tokenizer: Any, messages: list[dict[str, str]], n_tokens: int) -> list[dict[str, str]]:
+    """An answer (its last message) cut to its first ``n_tokens`` tokens."""
+    last = messages[-1]
+    ids = tokenizer(last["content"], add_special_tokens=False)["input_ids"]
+    if len(ids) <= n_tokens:
+        return messages
+    return [*messages[:-1], {**last, "content": tokenizer.decode(ids[:n_tokens])}]
 
 
 def cut_answers(tokenizer: Any, rows: Sequence[dict[str, Any]], n_tokens: int) -> list[dict[str, Any]]:
     """Rows whose chosen and rejected answers keep only their first ``n_tokens`` tokens. The opening of an
     answer is what decides whether it refuses; on a CPU the rest costs compute that a small model cannot
     turn into learning (and TRL would cut it anyway at max_length, later and unevenly across languages)."""
-    def cut(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        last = messages[-1]
-        ids = tokenizer(last["content"], add_special_tokens=False)["input_ids"]
-        if len(ids) <= n_tokens:
-            return messages
-        return [*messages[:-1], {**last, "content": tokenizer.decode(ids[:n_tokens])}]
-
-    return [{**r, "chosen": cut(r["chosen"]), "rejected": cut(r["rejected"])} for r in rows]
+    return [{**r, "chosen": cut_answer(tokenizer, r["chosen"], n_tokens),
+             "rejected": cut_answer(tokenizer, r["rejected"], n_tokens)} for r in rows]
 
 
 def longest_prompt(tokenizer: Any, rows: Sequence[dict[str, Any]]) -> int:
@@ -150,18 +168,14 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
         raise RefuseuError("no training pairs: nothing to train on")
     device, dtype = pick_device_dtype(cfg.device, cfg.dtype)
     on_cpu = device == "cpu"
-    args = dpo_arguments(cfg, profile, explicit, out, on_cpu)
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_path, trust_remote_code=cfg.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    answer_tokens = cfg.answer_tokens if cfg.answer_tokens is not None else profile.answer_tokens
+    answer_tokens = answer_window(cfg, profile)
     if answer_tokens:
         rows = cut_answers(tokenizer, rows, answer_tokens)
     longest = longest_prompt(tokenizer, rows)
-    if args.get("max_length") and "max_length" not in explicit and not _yaml_sets(cfg, "max_length"):
-        # The profile's cut must leave room for an answer: TRL drops a pair whose prompt fills max_length.
-        room = answer_tokens + 8 if answer_tokens else profile.min_answer_tokens  # + the chat template's end tokens
-        args["max_length"] = longest + room if answer_tokens else max(int(args["max_length"]), longest + room)
+    args = dpo_arguments(cfg, profile, explicit, out, on_cpu, longest)
     try:
         dpo_config = trl.DPOConfig(**args)
     except TypeError as exc:
@@ -201,7 +215,7 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
     recorded = {k: v for k, v in dpo_config.to_dict().items() if k in args or k in ("loss_type", "loss_weights")}
     return {"dpo_config": recorded, "steps": int(result.global_step), "train_loss": float(result.training_loss),
             "wall_s": round(wall, 1), "n_rows": len(rows), "n_dropped_too_long": dropped, "longest_prompt_tokens": longest,
-            "answer_tokens": answer_tokens or None, "device": device, "dtype": str(dtype).replace("torch.", ""),
+            "answer_tokens": answer_tokens, "device": device, "dtype": str(dtype).replace("torch.", ""),
             "method": "full" if cfg.full else "lora", "saved_to": target.name}
 
 

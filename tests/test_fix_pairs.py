@@ -150,6 +150,16 @@ def test_dpo_config_layers(tmp_path):
     assert args["beta"] == 0.05  # an explicit flag beats the YAML
     assert args["lr_scheduler_type"] == "constant" and args["use_cpu"] is True
     assert args["loss_type"] == ["sigmoid", "sft"]
+    # max_length: the profile's grows to the longest prompt + the answer window; the YAML and a flag beat it
+    plain = FixConfig(model="m", audit="a")
+    assert dpo_arguments(plain, CPU, set(), tmp_path, True, prompt_tokens=150)["max_length"] == 150 + 32 + 8
+    assert dpo_arguments(FixConfig(model="m", audit="a", answer_tokens=0), CPU, set(), tmp_path, True,
+                         prompt_tokens=150)["max_length"] == CPU.max_length
+    yml.write_text("max_length: 100\n")
+    assert dpo_arguments(FixConfig(model="m", audit="a", config=str(yml)), CPU, set(), tmp_path, True,
+                         prompt_tokens=150)["max_length"] == 100
+    assert dpo_arguments(FixConfig(model="m", audit="a", config=str(yml), max_length=300), CPU, {"max_length"},
+                         tmp_path, True, prompt_tokens=150)["max_length"] == 300
 
 
 def test_answers_cut_for_training_and_scored_as_trained(tiny_model_dir):

@@ -195,7 +195,7 @@ def audit(backend: str, model_dir: Path, suite: Path, out: Path, args: argparse.
     t_loaded = time.perf_counter()
     summary = asyncio.run(run_audit_async(cfg, progress, backend=model))
     t_end = time.perf_counter()
-    records = [json.loads(x) for x in (out / "generations.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(x) for x in (out / "generations.jsonl").read_text(encoding="utf-8").split("\n") if x.strip()]
     t_gen = marks.get("generate", t_loaded)
     t_judge = max((v for k, v in marks.items() if k.startswith("judge")), default=t_gen)
     return {
@@ -258,11 +258,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-model-len", type=int, default=2048)
     ap.add_argument("--workdir", help="where the model and runs go (default: a temp dir, removed afterwards)")
     ap.add_argument("--json", help="also write the figures to this JSON file")
+    ap.add_argument("--backends", default="vllm,hf",
+                    help="comma-separated backends to time: vllm, hf (default: both; hf alone where vLLM can't be "
+                         "installed)")
     args = ap.parse_args(argv)
 
     import torch
 
+    backends = {b.strip() for b in args.backends.split(",") if b.strip()}
+    if not backends or backends - {"vllm", "hf"}:
+        ap.error(f"--backends takes vllm and/or hf, got {args.backends!r}")
     have_vllm = importlib.util.find_spec("vllm") is not None
+    want_vllm = "vllm" in backends
     if args.dry_run:
         size, args.device = "tiny", "cpu"
         args.per_lang, args.output_len, args.hf_subset = min(args.per_lang, 4), min(args.output_len, 8), 2
@@ -274,9 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("gpu_audit: no CUDA GPU here; use --dry-run for the CPU check", file=sys.stderr)
             return 2
-        if not have_vllm:
-            print('gpu_audit: vLLM is not installed: pip install "refuseu[vllm]"', file=sys.stderr)
+        if want_vllm and not have_vllm:
+            print('gpu_audit: vLLM is not installed: pip install "refuseu[vllm]" (or --backends hf)', file=sys.stderr)
             return 2
+    if "hf" not in backends:
+        args.hf_subset = 0
     device_name = torch.cuda.get_device_name(0) if args.device == "cuda" else f"CPU ({os.cpu_count()} cores)"
     tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="gpu_audit-")
     work = Path(args.workdir or tmp.name)  # type: ignore[union-attr]
@@ -290,10 +299,11 @@ def main(argv: list[str] | None = None) -> int:
         full = write_suite(suite, args.per_lang)
         print(f"suite: {full} prompts ({len(LANGS)} languages x {args.per_lang}), {args.output_len} tokens each")
         rows = []
-        if have_vllm:
+        if want_vllm and have_vllm:
             rows.append(audit("vllm", work / "model", suite, work / "run-vllm", args, None))
         else:
-            print("vllm path skipped: vLLM is not installed (the dry run still checks the hf path)")
+            print("vllm path skipped: " + ("not asked for (--backends)" if not want_vllm
+                                           else "vLLM is not installed (the dry run still checks the hf path)"))
         if args.hf_subset:
             rows.append(audit("hf", work / "model", suite, work / "run-hf", args, args.hf_subset))
         report(rows, n_params, ceiling, full, device_name)

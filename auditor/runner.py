@@ -18,20 +18,18 @@ from refuseu.auditor.backends.base import (
     GenRequest,
     record_id,
 )
-from refuseu.auditor.cases import Case, Suite, load_suite, select_cases
 from refuseu.auditor.config import AuditConfig
+from refuseu.auditor.data.cases import Case, Suite
+from refuseu.auditor.data.languages import is_language_code
+from refuseu.auditor.data.resolve import load_suite
+from refuseu.auditor.data.selection import select_cases
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.gates import GateConfig
 from refuseu.auditor.judges.base import Judge, JudgeItem
-from refuseu.auditor.languages import is_language_code
-from refuseu.auditor.models import model_slug
-from refuseu.auditor.store import FORMAT_VERSION, RunStore
+from refuseu.auditor.models.resolve import model_slug
+from refuseu.auditor.reporting.gates import GateConfig
+from refuseu.auditor.store import FORMAT_VERSION, RunStore, now
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def package_versions() -> dict[str, str]:
@@ -172,7 +170,7 @@ def validate_config(config: AuditConfig) -> None:
     if engine_flags and backend_name(config) != "vllm":  # silently ignoring them would mislead
         raise RefuseuError(f"{engine_flags[0]} applies to --backend vllm only (this run uses '{backend_name(config)}')")
     if config.shard is not None:
-        from refuseu.auditor.shard import parse_shard
+        from refuseu.auditor.data.shard import parse_shard
 
         parse_shard(config.shard)
 
@@ -263,8 +261,8 @@ async def judge_store(store: RunStore, judge: Judge, progress: Progress | None =
 
 def finalize(store: RunStore, *, reference: str | None = None, gate: GateConfig | None = None) -> dict[str, Any]:
     """summary.json and every rendered output, from the store alone."""
-    from refuseu.auditor.report import write_outputs
-    from refuseu.auditor.scoring import summarize
+    from refuseu.auditor.reporting.html import write_outputs
+    from refuseu.auditor.reporting.scoring import summarize
 
     manifest = store.read_manifest()
     primary = manifest.get("judge", "markers")
@@ -293,7 +291,7 @@ def prepare(config: AuditConfig) -> tuple[Suite, list[Case], RunStore, dict[str,
                            f"({', '.join(sorted(selected_langs))}); add it to --langs or choose another --reference")
     unsharded_hash = None
     if config.shard is not None:  # after selection, so every shard splits the same --sample
-        from refuseu.auditor.shard import apply_shard, parse_shard
+        from refuseu.auditor.data.shard import apply_shard, parse_shard
 
         unsharded_hash = suite.replace_cases(cases).content_hash
         shard = parse_shard(config.shard)

@@ -3,6 +3,7 @@ loses at most what was in flight, and a rerun skips every id already stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import tempfile
@@ -18,6 +19,11 @@ GENERATIONS = "generations.jsonl"
 VERDICTS = "verdicts.jsonl"
 SUMMARY = "summary.json"
 REPORT = "report.html"
+
+
+def now() -> str:
+    """A UTC timestamp for manifests and records."""
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

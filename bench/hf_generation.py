@@ -13,7 +13,8 @@ import asyncio
 import time
 
 from refuseu.auditor.backends import BackendOptions, DecodingParams, GenRequest, get_backend
-from refuseu.auditor.cases import load_suite, select_cases
+from refuseu.auditor.data.resolve import load_suite
+from refuseu.auditor.data.selection import select_cases
 
 
 def main() -> None:

@@ -38,8 +38,8 @@ def start_endpoint(latency: float) -> tuple[subprocess.Popen[str], str]:
 def audit(url: str, concurrency: int, n: int, out: Path) -> tuple[float, float, int]:
     """(generation s: first request sent to last answer stored, whole audit s, errors) for n prompts."""
     from refuseu.auditor.backends.openai_chat import OpenAIBackend
-    from refuseu.auditor.cases import load_suite
     from refuseu.auditor.config import AuditConfig
+    from refuseu.auditor.data.resolve import load_suite
     from refuseu.auditor.runner import backend_options, run_audit_async
 
     n_langs = len(load_suite("core").languages)
@@ -69,7 +69,7 @@ def audit(url: str, concurrency: int, n: int, out: Path) -> tuple[float, float, 
 
 def cli_run(url: str, n: int, concurrency: int, out: Path) -> float:
     """Wall time of the refuseu-audit command itself (process start included, as for garak)."""
-    from refuseu.auditor.cases import load_suite
+    from refuseu.auditor.data.resolve import load_suite
 
     sample = n // len(load_suite("core").languages)
     cmd = [sys.executable, "-m", "refuseu.auditor.cli", "bench-model", "--base-url", url + "/v1", "--suite", "core",

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from refuseu.auditor.judge_io import labeled_items, load_labeled
 from refuseu.auditor.judges.base import JudgeItem
+from refuseu.auditor.judges.io import labeled_items, load_labeled
 from refuseu.auditor.judges.langid import detect_languages
 from refuseu.auditor.judges.markers import MarkersJudge
 

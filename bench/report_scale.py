@@ -1,7 +1,7 @@
 """Report scale: a run the size of the RefusEU test set (16,800 records: 1,400 per language x 12) must
 render in under 5 s and give a report.html under 5 MB.
 
-Builds synthetic run stores (refuseu.auditor.synthetic) and times what `refuseu-audit report RUN_DIR` does:
+Builds synthetic run stores (refuseu.auditor.data.synthetic) and times what `refuseu-audit report RUN_DIR` does:
 read the store, summarize, write summary.json, report.html, junit.xml and summary.md. Prints the figures.
 
     python bench/report_scale.py [--records-per-language 1400] [--repeat 3] [--keep DIR]
@@ -21,10 +21,10 @@ PAYLOAD = "\n<script>alert(1)</script><img src=x onerror=alert(2)>"
 
 
 def scenario(name: str, directory: Path, per_language: int, repeat: int, **spec_kw: object) -> None:
-    from refuseu.auditor.report import render_report
+    from refuseu.auditor.data.synthetic import SyntheticSpec, write_synthetic_run
+    from refuseu.auditor.reporting.html import render_report
     from refuseu.auditor.runner import finalize
     from refuseu.auditor.store import RunStore
-    from refuseu.auditor.synthetic import SyntheticSpec, write_synthetic_run
 
     benign = per_language // 10
     spec = SyntheticSpec(harmful_per_language=per_language - benign, benign_per_language=benign, **spec_kw)  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.cases import BENIGN, Case
+from refuseu.auditor.data.cases import BENIGN, Case
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.judges.base import REFUSAL, UNJUDGEABLE
 from refuseu.auditor.store import RunStore
@@ -72,7 +72,7 @@ def answers_of(generations: dict[str, dict[str, Any]], verdicts: dict[str, dict[
 
 def _identity(model: str) -> str:
     """What a MODEL string points at, so './m' and '/abs/m' (or an alias and its file) compare equal."""
-    from refuseu.auditor.models import resolve_model
+    from refuseu.auditor.models.resolve import resolve_model
 
     try:
         return resolve_model(model).source

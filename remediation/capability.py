@@ -109,7 +109,7 @@ def letter_ids(tokenizer: Any) -> list[int]:
 def accuracy(model: Any, tokenizer: Any, questions: dict[str, list[dict[str, Any]]], batch_size: int = 8) -> dict[str, Any]:
     """Per language and overall: the share of questions whose most likely answer letter is right."""
     torch = require("torch")
-    from refuseu.auditor.backends.hf import render_chat
+    from refuseu.auditor.models.hf_loading import render_chat
 
     ids = letter_ids(tokenizer)
     device = next(model.parameters()).device

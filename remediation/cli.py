@@ -36,13 +36,13 @@ def _log_to(quiet: bool):  # type: ignore[no-untyped-def]
 
 
 def fix_main(argv: Sequence[str]) -> int:
-    from refuseu.auditor.cli import run_guarded
+    from refuseu.auditor.cli.common import run_guarded
 
     args = vars(fix_parser().parse_args(argv))
 
     def go() -> int:
+        from refuseu.auditor.cli.terminal import progress_bars
         from refuseu.auditor.config import build_config
-        from refuseu.auditor.terminal import progress_bars
         from refuseu.remediation.config import FixConfig
         from refuseu.remediation.pipeline import run_fix
 
@@ -56,7 +56,7 @@ def fix_main(argv: Sequence[str]) -> int:
 
 
 def verify_main(argv: Sequence[str]) -> int:
-    from refuseu.auditor.cli import run_guarded
+    from refuseu.auditor.cli.common import run_guarded
 
     parser = argparse.ArgumentParser(prog=f"{PROG} verify", description="Verify a finished fix again (re-audit, "
                                      "compare, preference margin, capability), from its output folder.")
@@ -67,7 +67,7 @@ def verify_main(argv: Sequence[str]) -> int:
     def go() -> int:
         from pathlib import Path
 
-        from refuseu.auditor.terminal import progress_bars
+        from refuseu.auditor.cli.terminal import progress_bars
         from refuseu.remediation.verify import verify
 
         with progress_bars(args.quiet) as progress:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from refuseu.auditor.cases import Case
+from refuseu.auditor.data.cases import Case
 from refuseu.remediation.audit_io import AuditedAnswer
 from refuseu.remediation.templates import template_refusal
 

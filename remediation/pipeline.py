@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.cases import Case, load_suite
+from refuseu.auditor.data.cases import Case
+from refuseu.auditor.data.resolve import load_suite
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.models import materialize, model_slug, resolve_model
+from refuseu.auditor.models.hf_loading import materialize
+from refuseu.auditor.models.resolve import model_slug, resolve_model
 from refuseu.auditor.runner import Progress
 from refuseu.auditor.store import RunStore, read_jsonl, write_json_atomic
 from refuseu.remediation import pairs as P
@@ -32,8 +34,8 @@ from refuseu.remediation.audit_io import (
     load_audit,
 )
 from refuseu.remediation.config import MODES, FixConfig
+from refuseu.remediation.generation import SharedBackend, audit_config, run_cases, write_cases
 from refuseu.remediation.profiles import Profile, pick_profile
-from refuseu.remediation.reaudit import SharedBackend, audit_config, run_cases, write_cases
 from refuseu.remediation.templates import load_all_templates
 
 FIX_JSON, SPLIT_JSON, PAIRS, HELDOUT = "fix.json", "split.json", "pairs.jsonl", "verify/heldout_pairs.jsonl"

@@ -123,7 +123,7 @@ def preference_report(before: Sequence[float], after: Sequence[float], pairs: Se
 def load_for_scoring(model_path: str, adapter: str | None, device: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
     import warnings
 
-    from refuseu.auditor.backends.hf import quiet_transformers
+    from refuseu.auditor.models.hf_loading import quiet_transformers
 
     transformers = require("transformers")
     quiet_transformers(transformers)

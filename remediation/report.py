@@ -20,7 +20,7 @@ def _pts(x: float | None) -> str:
 def write_before_after(out: Path, fix: dict[str, Any], comparison: dict[str, Any], before: dict[str, Any],
                        after: dict[str, Any], pref: dict[str, Any], capability: dict[str, Any] | None,
                        decision: dict[str, Any]) -> None:
-    from refuseu.auditor.report import environment
+    from refuseu.auditor.reporting.html import environment
 
     css = (files("refuseu.reports_templates") / "report.css").read_text(encoding="utf-8")
     env = environment()

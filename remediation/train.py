@@ -157,7 +157,7 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
     transformers = require("transformers")
     datasets = require("datasets")
     trl = require("trl")
-    from refuseu.auditor.backends.hf import pick_device_dtype, quiet_transformers
+    from refuseu.auditor.models.hf_loading import pick_device_dtype, quiet_transformers
 
     quiet_transformers(transformers)
     if cfg.quiet:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.models import materialize, resolve_model
+from refuseu.auditor.models.hf_loading import materialize
+from refuseu.auditor.models.resolve import resolve_model
 from refuseu.auditor.runner import Progress
 from refuseu.auditor.store import write_json_atomic, write_text_atomic
-from refuseu.remediation.reaudit import audit_config, planned_ids, run_cases, seed_from_audit
+from refuseu.remediation.generation import audit_config, planned_ids, run_cases, seed_from_audit
 
 
 def _load(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -149,8 +150,8 @@ def capability_check(out: Path, fix: dict[str, Any], langs: list[str], base_path
 
 
 def verify(out: Path, progress: Progress | None = None, log: Any = print) -> int:
-    from refuseu.auditor.backends.hf import pick_device_dtype
-    from refuseu.auditor.compare import compare_summaries
+    from refuseu.auditor.models.hf_loading import pick_device_dtype
+    from refuseu.auditor.reporting.compare import compare_summaries
     from refuseu.remediation.pipeline import VERIFY_CASES
     from refuseu.remediation.report import write_before_after, write_model_card
 

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from refuseu.auditor.cases import load_suite, select_cases
+from refuseu.auditor.data.resolve import load_suite
+from refuseu.auditor.data.selection import select_cases
 from refuseu.auditor.errors import RefuseuError, SuiteError
 
 

@@ -11,8 +11,8 @@ import json
 import pytest
 from helpers import assert_one_line_error
 
-from refuseu.auditor.cases import HARM_CATEGORIES
 from refuseu.auditor.config import AuditConfig
+from refuseu.auditor.data.cases import HARM_CATEGORIES
 from refuseu.auditor.runner import run_audit_async
 from refuseu.remediation import pairs as P
 from refuseu.remediation.audit_io import audit_split, load_audit, split_ids
@@ -32,7 +32,7 @@ def fake_audit(tmp_path, model="fake:refuse=none", langs=LANGS, name="audit"):
 
 
 def judge(texts_langs):
-    from refuseu.auditor.cases import Case
+    from refuseu.auditor.data.cases import Case
     from refuseu.auditor.judges import get_judge
     from refuseu.auditor.judges.base import JudgeItem
     from refuseu.auditor.judges.langid import detect_languages

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from refuseu.auditor.cases import Case
+from refuseu.auditor.data.cases import Case
+from refuseu.auditor.data.languages import CORE_LANGUAGES
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.judge_eval import evaluate
-from refuseu.auditor.judge_io import labeled_items, load_labeled
 from refuseu.auditor.judges.base import COMPLIANCE, REFUSAL, UNJUDGEABLE, JudgeItem
+from refuseu.auditor.judges.evaluation import evaluate
+from refuseu.auditor.judges.io import labeled_items, load_labeled
 from refuseu.auditor.judges.langid import detect_languages
 from refuseu.auditor.judges.markers import MarkersJudge, classify, load_markers, parse_marker_file
-from refuseu.auditor.languages import CORE_LANGUAGES
 
 CASES = Path(__file__).parent / "data" / "judge_cases.jsonl"
 KINDS = {"plain_refusal", "refusal_no_stock_phrase", "refusal_help_resources", "refusal_other_language", "compliance",

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from refuseu.auditor.backends.base import Backend, Generation, GenRequest
-from refuseu.auditor.cases import Case
+from refuseu.auditor.data.cases import Case
 from refuseu.auditor.judges import get_judge
 from refuseu.auditor.judges.base import COMPLIANCE, PARTIAL, REFUSAL, UNJUDGEABLE, JudgeItem
 from refuseu.auditor.judges.guard import (

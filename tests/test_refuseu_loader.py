@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from refuseu.auditor.cases import load_suite, select_cases
+from refuseu.auditor.data.resolve import load_suite
+from refuseu.auditor.data.selection import select_cases
 from refuseu.auditor.errors import RefuseuError, SuiteError
 
 pa = pytest.importorskip("pyarrow")
@@ -71,7 +72,7 @@ def test_bad_row_names_file_line_field(tmp_path):
 def test_hub_loader_through_datasets(tmp_path):
     """The real `datasets.load_dataset(repo, config, split)` path, on a local dataset repo with the hub's config layout."""
     pytest.importorskip("datasets")
-    from refuseu.auditor.refuseu_data import load_refuseu
+    from refuseu.auditor.data.refuseu_hub import load_refuseu
 
     root = write_fixture(tmp_path / "repo")
     configs = ["configs:", "- config_name: evaluation", "  data_files:", "  - split: eval", "    path: evaluation/*.parquet"]

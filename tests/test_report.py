@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from refuseu.auditor.languages import CORE_LANGUAGES, native_name
+from refuseu.auditor.data.languages import CORE_LANGUAGES, native_name
+from refuseu.auditor.data.synthetic import BASE_RATES, SyntheticSpec, write_synthetic_run
 from refuseu.auditor.runner import finalize
-from refuseu.auditor.synthetic import BASE_RATES, SyntheticSpec, write_synthetic_run
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = "\n<script>alert('x')</script><img src=x onerror=\"alert(1)\"> | `tick` **bold**"
@@ -101,7 +101,7 @@ def test_report_is_self_contained_and_complete(run):
 
 
 def test_worst_failures_rank_harmful_then_leaks_then_length():
-    from refuseu.auditor.report_data import worst_failures
+    from refuseu.auditor.reporting.examples import worst_failures
 
     def rec(rid, case, text):
         return {"id": rid, "case_id": case, "lang": "lv", "category": "S1", "style": "slang", "expected": "refuse",
@@ -148,7 +148,7 @@ def test_junit_has_a_testcase_per_language_and_gate_and_parses(run):
 
 
 def test_junit_survives_text_xml_cannot_hold(run):
-    from refuseu.auditor.ci_outputs import render_junit
+    from refuseu.auditor.reporting.ci_outputs import render_junit
 
     _, summary = run
     bad = {**summary, "errors": [{"id": "r1", "case_id": "S1-x", "lang": "lv", "error": "\x1b[31m<boom> & \x00\"q\"]]>"}]}
@@ -158,7 +158,7 @@ def test_junit_survives_text_xml_cannot_hold(run):
 
 
 def test_summary_md_is_a_compact_table(run, tmp_path):
-    from refuseu.auditor.ci_outputs import render_markdown
+    from refuseu.auditor.reporting.ci_outputs import render_markdown
 
     run_dir, summary = run
     md = (run_dir / "summary.md").read_text(encoding="utf-8")
@@ -219,7 +219,7 @@ def test_schema_doc_matches_a_real_summary(run):
 
 
 def test_newcombe_interval_and_gap_ci():
-    from refuseu.auditor.stats import newcombe_interval
+    from refuseu.auditor.reporting.stats import newcombe_interval
 
     lo, hi = newcombe_interval(48, 80, 56, 70)  # Newcombe (1998), example (a): 56/70 - 48/80
     assert lo == pytest.approx(0.0524, abs=1e-4) and hi == pytest.approx(0.3339, abs=1e-4)
@@ -300,7 +300,7 @@ def test_edge_runs_render_every_output(spec, tmp_path):
 
 
 def test_header_names_the_weakest_categories_and_cells(run):
-    from refuseu.auditor.report import weakest
+    from refuseu.auditor.reporting.html import weakest
 
     run_dir, summary = run
     w = weakest(summary)

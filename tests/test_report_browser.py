@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pngcheck import count_near, pixel, read_png
 
-from refuseu.auditor.languages import CORE_LANGUAGES, native_name
+from refuseu.auditor.data.languages import CORE_LANGUAGES, native_name
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-default-apps", "--hide-scrollbars"]

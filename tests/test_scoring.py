@@ -4,9 +4,15 @@ import math
 
 import pytest
 
-from refuseu.auditor.gates import GateConfig, evaluate_gate
-from refuseu.auditor.scoring import summarize
-from refuseu.auditor.stats import cohen_kappa, compare_proportions, fisher_exact, two_proportion_z, wilson
+from refuseu.auditor.reporting.gates import GateConfig, evaluate_gate
+from refuseu.auditor.reporting.scoring import summarize
+from refuseu.auditor.reporting.stats import (
+    cohen_kappa,
+    compare_proportions,
+    fisher_exact,
+    two_proportion_z,
+    wilson,
+)
 
 
 def test_wilson_known_values():
@@ -83,7 +89,7 @@ def test_gate_file_validation(tmp_path):
 
 
 def test_compare_summaries_flags_regressions():
-    from refuseu.auditor.compare import compare_summaries
+    from refuseu.auditor.reporting.compare import compare_summaries
 
     def summ(rate_en, rate_lt, n=40):
         def lang(rate):

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from refuseu.auditor.cases import load_suite, select_cases
 from refuseu.auditor.cli import main
 from refuseu.auditor.config import AuditConfig
+from refuseu.auditor.data.merge import merge_runs
+from refuseu.auditor.data.resolve import load_suite
+from refuseu.auditor.data.selection import select_cases
+from refuseu.auditor.data.shard import Shard, apply_shard, parse_shard
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.merge import merge_runs
 from refuseu.auditor.runner import run_audit_async
-from refuseu.auditor.shard import Shard, apply_shard, parse_shard
 from refuseu.auditor.store import RunStore
 
 LANGS = ["en", "de", "pl"]

@@ -6,8 +6,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from refuseu.auditor.cases import HARM_CATEGORIES, load_suite
-from refuseu.auditor.languages import CORE_LANGUAGES
+from refuseu.auditor.data.cases import HARM_CATEGORIES
+from refuseu.auditor.data.languages import CORE_LANGUAGES
+from refuseu.auditor.data.resolve import load_suite
 
 STYLES = ["slang", "technical_terms", "role_play", "authority_manipulation", "misspellings", "word_play",
           "emotional_manipulation", "hypothetical", "historical_scenario", "uncommon_dialects"]

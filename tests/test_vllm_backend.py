@@ -34,7 +34,7 @@ def test_backend_vllm_without_vllm_exits_2_naming_the_extra(cli, tmp_path):
 
 
 def test_package_imports_without_vllm():
-    code = ("import sys, refuseu.auditor, refuseu.auditor.cli, refuseu.auditor.runner, refuseu.auditor.merge, "
+    code = ("import sys, refuseu.auditor, refuseu.auditor.cli, refuseu.auditor.runner, refuseu.auditor.data.merge, "
             "refuseu.auditor.backends, refuseu.auditor.backends.vllm, refuseu.auditor.backends.vllm_dp; "
             "print('vllm' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
@@ -162,7 +162,8 @@ class _StreamingLLM(_FakeLLM):
 def test_streaming_stores_answers_as_they_finish_and_aborts_on_stop(monkeypatch, tiny_model_dir, tmp_path):
     import refuseu.auditor.backends.vllm as vb
     from refuseu.auditor.backends import get_backend
-    from refuseu.auditor.cases import load_suite, select_cases
+    from refuseu.auditor.data.resolve import load_suite
+    from refuseu.auditor.data.selection import select_cases
     from refuseu.auditor.runner import _generate_all, build_requests
     from refuseu.auditor.store import RunStore
 

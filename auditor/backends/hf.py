@@ -8,92 +8,8 @@ from typing import Any
 
 from refuseu.auditor.backends.base import Backend, BackendOptions, Generation, GenRequest
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.models import materialize, resolve_model
+from refuseu.auditor.models.hf_loading import load_causal_lm, render_chat
 from refuseu.auditor.registry import require
-
-
-def pick_device_dtype(device: str | None, dtype: str | None) -> tuple[str, Any]:
-    """bf16 on a GPU, fp32 on a CPU, unless the user said otherwise."""
-    torch = require("torch")
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype is None:
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    return device, getattr(torch, dtype)
-
-
-def quiet_transformers(transformers: Any) -> None:
-    """Our own progress bars speak for the run; transformers' per-tensor bars and warnings are noise."""
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
-def load_causal_lm(model: str, options: BackendOptions) -> tuple[Any, Any, dict[str, Any]]:
-    """Resolve and load a model + tokenizer, with one clear error line on failure."""
-    transformers = require("transformers")
-    quiet_transformers(transformers)
-    resolved = resolve_model(model)
-    if resolved.kind == "adapter":
-        return load_adapter(resolved.path, options)
-    path = materialize(resolved)
-    device, dtype = pick_device_dtype(options.device, options.dtype)
-    try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=options.trust_remote_code)
-        lm = transformers.AutoModelForCausalLM.from_pretrained(
-            path, dtype=dtype, trust_remote_code=options.trust_remote_code
-        )
-    except OSError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = "the Hugging Face hub" if resolved.kind == "hub" else path
-        raise RefuseuError(
-            f"could not load model '{model}' from {where}: {first}. Offline? Download it first "
-            "(huggingface-cli download) and pass the local folder."
-        ) from None
-    lm.to(device)
-    lm.eval()
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    info = {
-        "resolved_from": resolved.kind,
-        "source": resolved.source,
-        "path": path,
-        "device": device,
-        "dtype": str(dtype).replace("torch.", ""),
-        "architecture": type(lm).__name__,
-        "n_parameters": sum(p.numel() for p in lm.parameters()),
-        "chat_template": bool(getattr(tokenizer, "chat_template", None)),
-    }
-    return lm, tokenizer, info
-
-
-def load_adapter(adapter_dir: str, options: BackendOptions) -> tuple[Any, Any, dict[str, Any]]:
-    """A peft adapter folder: load its base model (any MODEL form, read from adapter_config.json), apply the
-    adapter and merge it in memory, so generation runs at the base model's speed."""
-    import json
-    from pathlib import Path
-
-    peft = require("peft")
-    cfg_path = Path(adapter_dir) / "adapter_config.json"
-    try:
-        base = json.loads(cfg_path.read_text(encoding="utf-8"))["base_model_name_or_path"]
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise RefuseuError(f"{cfg_path}: no usable 'base_model_name_or_path' ({exc})") from None
-    if not base:
-        raise RefuseuError(f"{cfg_path}: field 'base_model_name_or_path' is empty; cannot find the base model")
-    lm, tokenizer, info = load_causal_lm(str(base), options)
-    lm = peft.PeftModel.from_pretrained(lm, adapter_dir).merge_and_unload()
-    lm.eval()
-    info = {**info, "adapter": str(Path(adapter_dir).resolve()), "base_model": str(base), "resolved_from": "adapter"}
-    return lm, tokenizer, info
-
-
-def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    if getattr(tokenizer, "chat_template", None):
-        return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    # No template: a plain transcript, so base models can still be audited.
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-    return "\n".join(lines) + "\nAssistant:"
 
 
 class HFBackend(Backend):
@@ -101,7 +17,8 @@ class HFBackend(Backend):
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         super().__init__(model, options)
-        self.lm, self.tokenizer, self.info = load_causal_lm(model, self.options)
+        self.lm, self.tokenizer, self.info = load_causal_lm(model, device=self.options.device, dtype=self.options.dtype,
+                                                            trust_remote_code=self.options.trust_remote_code)
         self._torch = require("torch")
 
     @property

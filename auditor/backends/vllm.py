@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 
 from refuseu.auditor.backends.base import Backend, BackendOptions, DecodingParams, Generation, GenRequest
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.models import materialize, resolve_model
+from refuseu.auditor.models.hf_loading import materialize
+from refuseu.auditor.models.resolve import resolve_model
 from refuseu.auditor.registry import require
 
 T = TypeVar("T")
@@ -182,7 +183,7 @@ class VLLMBackend(Backend):
         return [g for g in results if g is not None]
 
     def render(self, request: GenRequest) -> list[int]:
-        from refuseu.auditor.backends.hf import render_chat  # pure: no torch import
+        from refuseu.auditor.models.hf_loading import render_chat  # pure: no torch import
 
         text = render_chat(self.tokenizer, request.chat())
         return list(self.tokenizer.encode(text, add_special_tokens=False))

@@ -6,7 +6,7 @@ import abc
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from refuseu.auditor.cases import Case
+from refuseu.auditor.data.cases import Case
 
 REFUSAL = "refusal"
 COMPLIANCE = "compliance"

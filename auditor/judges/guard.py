@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from refuseu.auditor.cases import HARM_CATEGORIES
+from refuseu.auditor.data.cases import HARM_CATEGORIES
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.judges.base import COMPLIANCE, REFUSAL, UNJUDGEABLE, JudgeItem, Verdict
 from refuseu.auditor.judges.model_judge import Messages, ModelJudge, clip, quote

@@ -15,8 +15,8 @@ import functools
 import re
 from typing import Any
 
+from refuseu.auditor.data.languages import CORE_LANGUAGES
 from refuseu.auditor.judges.base import UNJUDGEABLE, Judge, JudgeItem, Verdict
-from refuseu.auditor.languages import CORE_LANGUAGES
 
 # Beyond the core 12: languages a model plausibly drifts into, by script. Close relatives of the core
 # languages (Croatian next to Slovenian, Dutch, Romanian...) are included so that they are not mistaken for them.

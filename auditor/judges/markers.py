@@ -111,7 +111,7 @@ def parse_marker_file(name: str, text: str) -> MarkerSet:
 
 @functools.lru_cache(maxsize=1)
 def load_markers() -> dict[str, MarkerSet]:
-    root = files("refuseu.auditor") / "data" / "markers"
+    root = files("refuseu.auditor.judges.data.markers")
     out: dict[str, MarkerSet] = {}
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".yaml"):

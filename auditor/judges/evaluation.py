@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from refuseu.auditor.judge_io import LabeledCase
+from refuseu.auditor.data.languages import CORE_LANGUAGES
 from refuseu.auditor.judges.base import REFUSAL, UNJUDGEABLE, Verdict
-from refuseu.auditor.languages import CORE_LANGUAGES
+from refuseu.auditor.judges.io import LabeledCase
 
 EXPECTED_LABELS = ("refusal", "not refusal", "unjudgeable")
 PREDICTED_LABELS = ("refusal", "compliance", "partial", "unjudgeable")

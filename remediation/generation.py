@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from refuseu.auditor.backends.base import Backend, Generation, GenRequest
-from refuseu.auditor.cases import Case
 from refuseu.auditor.config import AuditConfig
+from refuseu.auditor.data.cases import Case
 from refuseu.auditor.runner import Progress
 from refuseu.auditor.store import RunStore
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from refuseu.auditor.backends.fake import COMPLIANCE as COMPLIANCE_TEXT
 from refuseu.auditor.backends.fake import REFUSALS as REFUSAL_TEXTS
-from refuseu.auditor.languages import CORE_LANGUAGES
+from refuseu.auditor.data.languages import CORE_LANGUAGES
 from refuseu.auditor.store import FORMAT_VERSION, RunStore
 
 CATEGORIES = {f"S{i}": name for i, name in enumerate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from refuseu.auditor.cli import PROG, run_guarded
+from refuseu.auditor.cli.common import PROG, run_guarded
 
 
 def report_command(argv: Sequence[str]) -> int:
@@ -16,7 +16,7 @@ def report_command(argv: Sequence[str]) -> int:
     args = parser.parse_args(argv)
 
     def go() -> int:
-        from refuseu.auditor.gates import GateConfig
+        from refuseu.auditor.reporting.gates import GateConfig
         from refuseu.auditor.runner import finalize
         from refuseu.auditor.store import RunStore
 

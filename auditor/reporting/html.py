@@ -14,8 +14,8 @@ import hashlib
 from importlib.resources import files
 from typing import Any
 
-from refuseu.auditor.languages import native_name
-from refuseu.auditor.report_data import MAX_ERROR_ROWS, error_groups, leak_examples, worst_failures
+from refuseu.auditor.data.languages import native_name
+from refuseu.auditor.reporting.examples import MAX_ERROR_ROWS, error_groups, leak_examples, worst_failures
 from refuseu.auditor.store import REPORT, SUMMARY, RunStore, write_json_atomic, write_text_atomic
 
 Records = dict[str, dict[str, Any]]
@@ -161,7 +161,7 @@ def failure_examples(store: RunStore, limit: int = 5) -> dict[str, list[dict[str
 def write_outputs(store: RunStore, summary: dict[str, Any], generations: Records | None = None,
                   verdicts: Records | None = None) -> list[str]:
     """Write summary.json first (the source of truth), then every rendering of it. Returns the file names."""
-    from refuseu.auditor.ci_outputs import JUNIT, MARKDOWN, render_junit, render_markdown
+    from refuseu.auditor.reporting.ci_outputs import JUNIT, MARKDOWN, render_junit, render_markdown
 
     write_json_atomic(store.dir / SUMMARY, summary)
     write_text_atomic(store.dir / REPORT, render_report(store, summary, generations, verdicts))

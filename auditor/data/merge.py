@@ -9,13 +9,11 @@ came from; the summary is computed from the merged records alone, so it equals t
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.cli import PROG, run_guarded
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.store import RunStore
 
@@ -45,7 +43,7 @@ def check_compatible(manifests: list[tuple[RunStore, dict[str, Any]]]) -> None:
 def shard_plan(manifests: list[tuple[RunStore, dict[str, Any]]], allow_partial: bool) -> str | None:
     """For shard runs: check they come from one split and, unless allowed, cover it. Returns the hash of the
     whole (unsharded) selection when every shard is there."""
-    from refuseu.auditor.shard import parse_shard
+    from refuseu.auditor.data.shard import parse_shard
 
     shards = [(store, m.get("selection", {}).get("shard")) for store, m in manifests]
     if not any(s for _, s in shards):
@@ -86,8 +84,8 @@ def merge_records(sources: list[tuple[RunStore, dict[str, dict[str, Any]]]], key
 
 def merged_manifest(manifests: list[tuple[RunStore, dict[str, Any]]], out: Path, unsharded_hash: str | None,
                     n_records: int) -> dict[str, Any]:
-    from refuseu.auditor.languages import CORE_LANGUAGES
-    from refuseu.auditor.runner import now
+    from refuseu.auditor.data.languages import CORE_LANGUAGES
+    from refuseu.auditor.store import now
 
     first = manifests[0][1]
     manifest = {k: v for k, v in first.items() if k not in ("backend_info",)}
@@ -156,28 +154,3 @@ def merge_runs(run_dirs: Sequence[str], out: str, *, allow_partial: bool = False
         keep = [v for rid, v in records.items() if rid in generations and generations[rid].get("error") is None]
         target.append_verdicts(keep, judge)
     return target
-
-
-def merge_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} merge",
-        description="Merge runs of one audit (e.g. --shard K/N jobs) into one run directory and one report.",
-        epilog="Exit codes as for an audit: 0 gate passed, 1 gate failed, 2 incompatible runs or errors left.")
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="Run directories to merge (each holds manifest.json).")
-    parser.add_argument("--out", required=True, help="New run directory for the merged run.")
-    parser.add_argument("--allow-partial", action="store_true",
-                        help="Merge shard runs even when some shards of the split are missing.")
-    parser.add_argument("--quiet", action="store_true", help="No summary table.")
-    args = parser.parse_args(argv)
-
-    def go() -> int:
-        from refuseu.auditor.cli import exit_code
-        from refuseu.auditor.runner import finalize
-        from refuseu.auditor.terminal import print_summary
-
-        store = merge_runs(args.run_dirs, args.out, allow_partial=args.allow_partial)
-        summary = finalize(store)
-        print_summary(summary, str(store.dir), args.quiet)
-        return exit_code(summary, str(store.dir))
-
-    return run_guarded(go, f"{PROG} merge")

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from refuseu.auditor.cli import PROG, run_guarded
+from refuseu.auditor.cli.common import PROG, run_guarded
 
 
 def add_judge_args(parser: argparse.ArgumentParser) -> None:
@@ -92,9 +92,9 @@ def judge_file(judge: Any, input_path: str, output: str | None, quiet: bool) -> 
     import json
     from pathlib import Path
 
-    from refuseu.auditor.judge_io import judge_items, load_judge_input
+    from refuseu.auditor.cli.terminal import progress_bars
+    from refuseu.auditor.judges.io import judge_items, load_judge_input
     from refuseu.auditor.store import write_text_atomic
-    from refuseu.auditor.terminal import progress_bars
 
     items = load_judge_input(input_path)
     done = 0
@@ -128,9 +128,9 @@ async def _run(judge: Any, work: Any) -> Any:
 def judge_run(judge: Any, run_dir: str, force: bool, quiet: bool) -> int:
     import asyncio
 
+    from refuseu.auditor.cli.terminal import progress_bars
     from refuseu.auditor.runner import finalize, judge_store
     from refuseu.auditor.store import RunStore
-    from refuseu.auditor.terminal import progress_bars
 
     store = RunStore(run_dir)
     store.read_manifest()  # not a run directory: one clear error before any model loads
@@ -213,8 +213,8 @@ def judge_eval_command(argv: Sequence[str]) -> int:
         from pathlib import Path
 
         from refuseu.auditor.errors import RefuseuError
-        from refuseu.auditor.judge_eval import evaluate, format_eval
-        from refuseu.auditor.judge_io import judge_items, labeled_items, load_labeled
+        from refuseu.auditor.judges.evaluation import evaluate, format_eval
+        from refuseu.auditor.judges.io import judge_items, labeled_items, load_labeled
         from refuseu.auditor.store import write_json_atomic
 
         cases = load_labeled(args.file)

@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from refuseu.auditor.data.languages import native_name
 from refuseu.auditor.judges.base import REFUSAL, UNJUDGEABLE
-from refuseu.auditor.languages import native_name
-from refuseu.auditor.stats import compare_proportions, newcombe_interval, wilson
+from refuseu.auditor.reporting.stats import compare_proportions, newcombe_interval, wilson
 
 SCHEMA_VERSION = 1
 ALPHA = 0.05
@@ -103,7 +103,7 @@ def summarize(
     extra_judges: dict[str, dict[str, dict[str, Any]]] | None = None,
 ) -> Summary:
     """Pure: the same records always give the same summary."""
-    from refuseu.auditor.gates import GateConfig, evaluate_gate
+    from refuseu.auditor.reporting.gates import GateConfig, evaluate_gate
 
     reference = reference or manifest.get("config", {}).get("reference") or "en"
     overall = Cell()
@@ -172,7 +172,7 @@ def summarize(
 
 def _agreement(generations: dict[str, Any], primary: dict[str, Any], others: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Per other judge: agreement and Cohen's kappa with the primary judge, per language and overall."""
-    from refuseu.auditor.stats import cohen_kappa
+    from refuseu.auditor.reporting.stats import cohen_kappa
 
     out: dict[str, Any] = {}
     for name, verdicts in others.items():
@@ -223,7 +223,7 @@ def _run_info(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
 
 
 def _lang_key(code: str) -> tuple[int, str]:
-    from refuseu.auditor.languages import CORE_LANGUAGES
+    from refuseu.auditor.data.languages import CORE_LANGUAGES
 
     if code == "overall":
         return (-1, code)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from refuseu.auditor.cases import Case
+from refuseu.auditor.data.cases import Case
 from refuseu.auditor.errors import RefuseuError
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")

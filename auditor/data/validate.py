@@ -1,21 +1,18 @@
-"""``refuseu-audit suites``: list the built-in suites, or validate suite files and report every bad line."""
+"""Checking suite files without stopping at the first problem (``refuseu-audit suites --validate``), and
+describing the built-in suites."""
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
-from refuseu.auditor.cli import PROG, run_guarded
-from refuseu.auditor.errors import RefuseuError, SuiteError
+from refuseu.auditor.data.resolve import builtin_suites
+from refuseu.auditor.data.suite_files import case_from_record, load_suite_dir, read_records
+from refuseu.auditor.errors import SuiteError
 
 
 def validate_path(path: Path) -> tuple[int, list[str]]:
     """(number of valid cases, every problem as 'file:line: field ...'). Keeps going after the first problem."""
-    from refuseu.auditor.cases import case_from_record, load_suite_dir, read_records
-
     if path.is_dir() and (path / "suite.yaml").is_file():
         files = sorted(path.glob("*.jsonl"))
         strict = True
@@ -54,8 +51,6 @@ def validate_path(path: Path) -> tuple[int, list[str]]:
 
 
 def list_suites() -> list[dict[str, object]]:
-    from refuseu.auditor.cases import builtin_suites, load_suite_dir
-
     out = []
     for name, path in builtin_suites().items():
         suite = load_suite_dir(path)
@@ -70,38 +65,3 @@ def list_suites() -> list[dict[str, object]]:
     return out
 
 
-def suites_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"{PROG} suites", description=__doc__)
-    parser.add_argument("--validate", metavar="PATH", action="append",
-                        help="Check a suite file or folder; every bad line is reported as file:line and field.")
-    parser.add_argument("--json", action="store_true", help="Print the listing as JSON.")
-    args = parser.parse_args(argv)
-
-    def go() -> int:
-        if args.validate:
-            bad = 0
-            for p in args.validate:
-                path = Path(p)
-                if not path.exists():
-                    raise RefuseuError(f"--validate: no such file or folder: {p}")
-                ok, problems = validate_path(path)
-                for problem in problems:
-                    print(problem)
-                print(f"{p}: {ok} valid case(s), {len(problems)} problem(s)")
-                bad += len(problems)
-            return 2 if bad else 0
-        rows = list_suites()
-        if args.json:
-            print(json.dumps(rows, indent=2, ensure_ascii=False))
-            return 0
-        for r in rows:
-            langs = r["languages"]
-            assert isinstance(langs, list)
-            print(f"{r['name']} {r['version']} ({r['hash']}): {r['harmful_ids']} harmful + {r['benign_ids']} benign ids "
-                  f"x {len(langs)} languages = {r['cases']} cases; {r['categories']} categories, {r['styles']} styles; "
-                  f"smoke: {r['smoke_ids']} ids (--suite {r['name']}:smoke)")
-            print(f"  languages: {' '.join(langs)}")
-        print("also: --suite refuseu | refuseu:test | refuseu:train (NASK-PIB/RefusEU), or a folder/JSONL/CSV/parquet path")
-        return 0
-
-    return run_guarded(go, f"{PROG} suites")

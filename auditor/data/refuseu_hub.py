@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.cases import Case, Suite
+from refuseu.auditor.data.cases import Case, Suite
+from refuseu.auditor.data.languages import CORE_LANGUAGES, is_language_code
 from refuseu.auditor.errors import RefuseuError, SuiteError
-from refuseu.auditor.languages import CORE_LANGUAGES, is_language_code
 
 REPO = "NASK-PIB/RefusEU"
 SELECTIONS = {"eval": ("evaluation", "eval"), "test": ("lang_xx", "test"), "train": ("lang_xx", "train")}
@@ -145,7 +145,7 @@ def _suite(rows: list[tuple[str, int, dict[str, Any]]], name: str, source: str) 
         cases.append(case)
     if not cases:
         raise SuiteError(source, None, None, "no rows")
-    from refuseu.auditor.cases import HARM_CATEGORIES
+    from refuseu.auditor.data.cases import HARM_CATEGORIES
 
     return Suite(name=name, version="refuseu", cases=tuple(cases), description="RefusEU (NASK-PIB/RefusEU)",
                  categories={**HARM_CATEGORIES, "unknown": "Unknown (RefusEU evaluation split)"}, source=source)

@@ -1,0 +1,1 @@
+"""Finding models (``resolve``, pure) and loading them (``hf_loading``)."""

@@ -1,6 +1,19 @@
-"""Errors that the CLI turns into one clear line and exit code 2."""
+"""Errors that the CLI turns into one clear line and exit code 2 (anything else is a crash: exit 3)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+_RUN_DIR: list[Path] = []
+
+
+def note_run_dir(path: str | Path) -> None:
+    """Remember the directory the current command writes to, so a crash can leave its traceback there."""
+    _RUN_DIR[:] = [Path(path)]
+
+
+def current_run_dir() -> Path | None:
+    return _RUN_DIR[0] if _RUN_DIR else None
 
 
 class RefuseuError(Exception):

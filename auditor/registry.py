@@ -42,7 +42,23 @@ def require(module: str) -> Any:
         raise MissingExtraError(top, EXTRA_FOR_MODULE.get(top, f"pip install {top}")) from None
 
 
-def lookup(registry: dict[str, str], name: str, kind: str) -> Any:
+def with_plugins(registry: dict[str, str], group: str | None) -> dict[str, str]:
+    """The built-in entries plus those third-party packages register under the entry point ``group``
+    (``[project.entry-points."refuseu.backends"] mine = "pkg.module:MyBackend"``). Built-ins win a name
+    clash. Entry points are only read when a name is not built in, or when listing."""
+    if group is None:
+        return registry
+    from importlib.metadata import entry_points
+
+    out = dict(registry)
+    for ep in entry_points(group=group):
+        out.setdefault(ep.name, ep.value)
+    return out
+
+
+def lookup(registry: dict[str, str], name: str, kind: str, group: str | None = None) -> Any:
+    if name not in registry:
+        registry = with_plugins(registry, group)
     if name not in registry:
         raise RefuseuError(f"unknown {kind} '{name}' (known: {', '.join(sorted(registry))})")
     return load_object(registry[name])

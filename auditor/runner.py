@@ -3,33 +3,25 @@ verdicts.jsonl -> summary.json -> report. Each stage reads and writes the run di
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.backends.base import (
-    Backend,
-    BackendOptions,
-    DecodingParams,
-    Generation,
-    GenRequest,
-    record_id,
-)
+from refuseu.auditor.backends.base import Backend, DecodingParams, Generation, GenRequest, record_id
+from refuseu.auditor.backends.service import GenerationService
 from refuseu.auditor.config import AuditConfig
 from refuseu.auditor.data.cases import Case, Suite
-from refuseu.auditor.data.languages import is_language_code
 from refuseu.auditor.data.resolve import load_suite
 from refuseu.auditor.data.selection import select_cases
-from refuseu.auditor.errors import RefuseuError
+from refuseu.auditor.errors import RefuseuError, note_run_dir
 from refuseu.auditor.judges.base import Judge, JudgeItem
 from refuseu.auditor.models.resolve import model_slug
+from refuseu.auditor.progress import Progress
 from refuseu.auditor.reporting.gates import GateConfig
 from refuseu.auditor.store import FORMAT_VERSION, RunStore, now
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
 def package_versions() -> dict[str, str]:
@@ -44,15 +36,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def backend_name(config: AuditConfig) -> str:
-    if config.backend:
-        return config.backend
-    return "openai" if config.base_url else "hf"
-
-
 def backend_spec(config: AuditConfig) -> dict[str, Any]:
     """What identifies the audited model in record ids: backend, model and endpoint. No secrets."""
-    spec: dict[str, Any] = {"backend": backend_name(config), "model": config.model}
+    spec: dict[str, Any] = {"backend": config.backend_name, "model": config.model}
     if config.base_url:
         spec["base_url"] = config.base_url
     if config.request_template:  # the body shapes the answer: a changed template must not reuse old records
@@ -68,36 +54,14 @@ def backend_spec(config: AuditConfig) -> dict[str, Any]:
     return spec
 
 
-def backend_options(config: AuditConfig) -> BackendOptions:
-    headers = {}
-    for h in config.header:
-        key, sep, value = h.partition("=")
-        if not sep or not key.strip():
-            raise RefuseuError(f"--header: expected K=V, got '{h.split('=')[0]}...'")
-        headers[key.strip()] = value
-    return BackendOptions(
-        batch_size=config.batch_size,
-        device=config.device,
-        dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code,
-        base_url=config.base_url,
-        api_key_env=config.api_key_env,
-        concurrency=config.concurrency,
-        rpm=config.rpm,
-        timeout=config.timeout,
-        max_retries=config.max_retries,
-        headers=headers,
-        extra={
-            **{k: v for k, v in (("request_template", config.request_template),
-                                 ("response_path", config.response_path)) if v},
-            # Engine sizing for the vllm backend; other backends ignore it. Not part of record ids: it changes
-            # how fast answers come, not which.
-            "tensor_parallel_size": config.tensor_parallel_size,
-            "data_parallel_size": config.data_parallel_size,
-            "gpu_memory_utilization": config.gpu_memory_utilization,
-            "max_model_len": config.max_model_len,
-        },
-    )
+def open_service(config: AuditConfig) -> GenerationService:
+    """The audited model behind the generation service, with its backend's typed options."""
+    from refuseu.auditor.backends import backend_class, options_from
+    from refuseu.auditor.options import parse_pairs
+
+    cls = backend_class(config.backend_name)
+    return GenerationService(cls(config.model, options_from(config, cls, parse_pairs(config.backend_option,
+                                                                                       "--backend-option"))))
 
 
 def build_requests(cases: Sequence[Case], spec: dict[str, Any], params: DecodingParams, num_samples: int) -> list[GenRequest]:
@@ -137,44 +101,6 @@ def case_of_record(rec: dict[str, Any]) -> Case:
     return Case.from_dict({**rec, "id": rec["case_id"]})
 
 
-def validate_config(config: AuditConfig) -> None:
-    """Cheap checks that run before anything is loaded, so mistakes fail in milliseconds."""
-    if not config.model:
-        raise RefuseuError("MODEL is required (e.g. refuseu-audit smollm2-135m)")
-    if config.sample is not None and config.sample < 1:
-        raise RefuseuError(f"--sample must be at least 1, got {config.sample}")
-    for lang in config.langs:
-        if not is_language_code(lang):
-            raise RefuseuError(f"--langs: '{lang}' is not a two-letter language code (e.g. en,de,pl,lt)")
-    if not is_language_code(config.reference):
-        raise RefuseuError(f"--reference: '{config.reference}' is not a two-letter language code")
-    if config.num_samples < 1:
-        raise RefuseuError(f"--num-samples must be at least 1, got {config.num_samples}")
-    if config.max_new_tokens < 1:
-        raise RefuseuError(f"--max-new-tokens must be at least 1, got {config.max_new_tokens}")
-    if config.concurrency < 1:
-        raise RefuseuError(f"--concurrency must be at least 1, got {config.concurrency}")
-    if not config.judge:
-        raise RefuseuError("--judge: at least one judge is needed")
-    for name in ("tensor_parallel_size", "data_parallel_size"):
-        if getattr(config, name) < 1:
-            raise RefuseuError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
-    if not 0 < config.gpu_memory_utilization <= 1:
-        raise RefuseuError(f"--gpu-memory-utilization must be in (0, 1], got {config.gpu_memory_utilization}")
-    if config.max_model_len is not None and config.max_model_len < 16:
-        raise RefuseuError(f"--max-model-len must be at least 16, got {config.max_model_len}")
-    engine_flags = [flag for flag, used in (("--tensor-parallel-size", config.tensor_parallel_size != 1),
-                                            ("--data-parallel-size", config.data_parallel_size != 1),
-                                            ("--gpu-memory-utilization", config.gpu_memory_utilization != 0.9),
-                                            ("--max-model-len", config.max_model_len is not None)) if used]
-    if engine_flags and backend_name(config) != "vllm":  # silently ignoring them would mislead
-        raise RefuseuError(f"{engine_flags[0]} applies to --backend vllm only (this run uses '{backend_name(config)}')")
-    if config.shard is not None:
-        from refuseu.auditor.data.shard import parse_shard
-
-        parse_shard(config.shard)
-
-
 def default_out(config: AuditConfig) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return str(Path("runs") / f"{model_slug(config.model)}-{stamp}")
@@ -191,54 +117,6 @@ def check_resume(store: RunStore, manifest: dict[str, Any]) -> None:
             )
     if old.get("suite", {}).get("hash") != manifest["suite"]["hash"]:
         raise RefuseuError(f"{store.dir} already holds a run of a different suite content; use another --out")
-
-
-async def _generate_all(
-    backend: Backend,
-    pending: list[tuple[Case, GenRequest]],
-    store: RunStore,
-    progress: Progress | None,
-) -> None:
-    """Generate in batches (longest prompts first, to cut padding and surface OOM early), up to
-    ``backend.max_concurrency`` batches in flight, appending each batch as soon as it is done."""
-    pending = sorted(pending, key=lambda cr: -sum(len(c) for _, c in cr[1].messages))
-    size = max(1, backend.batch_size)
-    batches = [pending[i:i + size] for i in range(0, len(pending), size)]
-    sem = asyncio.Semaphore(max(1, backend.max_concurrency))
-    done = 0
-
-    async def run(batch: list[tuple[Case, GenRequest]]) -> None:
-        nonlocal done
-        stream = getattr(backend, "generate_stream", None)
-        if stream is not None:  # optional hook (vllm): answers stored as they finish, not when the batch ends
-            async with sem:
-                answered = 0
-                async for part in stream([r for _, r in batch]):
-                    store.append_generations([generation_record(batch[i][0], batch[i][1], g) for i, g in part])
-                    answered += len(part)
-                    done += len(part)
-                    if progress:
-                        progress("generate", done, len(pending))
-            if answered != len(batch):
-                raise RefuseuError(f"backend '{backend.name}' answered {answered} of {len(batch)} requests")
-            return
-        async with sem:
-            gens = await backend.generate([r for _, r in batch])
-        if len(gens) != len(batch):
-            raise RefuseuError(f"backend '{backend.name}' returned {len(gens)} answers for {len(batch)} requests")
-        store.append_generations([generation_record(c, r, g) for (c, r), g in zip(batch, gens)])
-        done += len(batch)
-        if progress:
-            progress("generate", done, len(pending))
-
-    tasks = [asyncio.create_task(run(b)) for b in batches]
-    try:
-        for fut in asyncio.as_completed(tasks):
-            await fut
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def judge_store(store: RunStore, judge: Judge, progress: Progress | None = None) -> int:
@@ -261,24 +139,37 @@ async def judge_store(store: RunStore, judge: Judge, progress: Progress | None =
 
 def finalize(store: RunStore, *, reference: str | None = None, gate: GateConfig | None = None) -> dict[str, Any]:
     """summary.json and every rendered output, from the store alone."""
-    from refuseu.auditor.reporting.html import write_outputs
-    from refuseu.auditor.reporting.scoring import summarize
+    from refuseu.auditor.reporting.outputs import write_outputs
+    from refuseu.auditor.reporting.scoring import load_records, summarize_records
 
-    manifest = store.read_manifest()
-    primary = manifest.get("judge", "markers")
-    extra = {j: store.verdicts(j) for j in store.judges_present() if j != primary}
-    generations, verdicts = store.generations(), store.verdicts()
-    langs = {rec["lang"] for rec in generations.values()}
-    if reference and len(langs) > 1 and reference not in langs:
-        raise RefuseuError(f"--reference {reference}: the run has no answers in that language "
-                           f"(it has {', '.join(sorted(langs))})")
-    summary = summarize(manifest, generations, verdicts, reference=reference, gate=gate, extra_judges=extra)
-    write_outputs(store, summary, generations, verdicts)  # the records already loaded: no second read
+    with store.locked():
+        records = load_records(store)
+        summary = summarize_records(records, reference=reference, gate=gate)
+        write_outputs(store, summary, records.generations, records.verdicts)  # the records already loaded
     return summary
 
 
-def prepare(config: AuditConfig) -> tuple[Suite, list[Case], RunStore, dict[str, Any], list[GenRequest]]:
-    validate_config(config)
+@dataclass
+class AuditPlan:
+    """Everything decided before a model is loaded: the cases, the run directory and its manifest, and the
+    requests with their stable ids."""
+
+    suite: Suite
+    cases: list[Case]
+    store: RunStore
+    manifest: dict[str, Any]
+    requests: list[GenRequest]
+
+    def pending(self) -> list[tuple[Case, GenRequest]]:
+        """Requests with no stored answer yet, or whose stored answer is an error (a rerun retries those)."""
+        by_id = {(c.id, c.lang): c for c in self.cases}
+        stored = self.store.generations()
+        return [(by_id[(r.case_id, r.lang)], r) for r in self.requests
+                if r.id not in stored or stored[r.id].get("error") is not None]
+
+
+def plan_audit(config: AuditConfig) -> AuditPlan:
+    """Select the cases, build the requests and the manifest, and check a resumed run is the same run."""
     gate = GateConfig.from_file(config.gate) if config.gate else GateConfig()
     suite = load_suite(config.suite)
     cases = select_cases(suite, langs=config.langs or None, categories=config.categories or None,
@@ -286,8 +177,9 @@ def prepare(config: AuditConfig) -> tuple[Suite, list[Case], RunStore, dict[str,
     if not cases:
         raise RefuseuError("the selection is empty: no cases match --langs/--categories")
     selected_langs = {c.lang for c in cases}
-    if len(selected_langs) > 1 and config.reference not in selected_langs:
-        raise RefuseuError(f"--reference {config.reference} is not among the audited languages "
+    reference = config.reference_language
+    if len(selected_langs) > 1 and reference not in selected_langs:
+        raise RefuseuError(f"--reference {reference} is not among the audited languages "
                            f"({', '.join(sorted(selected_langs))}); add it to --langs or choose another --reference")
     unsharded_hash = None
     if config.shard is not None:  # after selection, so every shard splits the same --sample
@@ -329,31 +221,57 @@ def prepare(config: AuditConfig) -> tuple[Suite, list[Case], RunStore, dict[str,
     if store.exists():
         check_resume(store, manifest)
         manifest["created"] = store.read_manifest().get("created", manifest["created"])
-    return suite, cases, store, manifest, requests
+    return AuditPlan(suite, cases, store, manifest, requests)
 
 
-async def run_audit_async(config: AuditConfig, progress: Progress | None = None,
-                          backend: Backend | None = None) -> dict[str, Any]:
-    """The whole audit. Returns the summary; the caller maps it to an exit code."""
-    from refuseu.auditor.backends import get_backend
-    from refuseu.auditor.judges import get_judge
+async def generate_into(store: RunStore, service: GenerationService, pending: list[tuple[Case, GenRequest]],
+                        progress: Progress | None = None) -> None:
+    """Generate the pending requests, appending each answer to the store as soon as it exists."""
+    requests = [r for _, r in pending]
 
-    _, cases, store, manifest, requests = prepare(config)
-    judges = [get_judge(name) for name in config.judge]  # fail on an unknown judge before generating
+    def keep(part: list[tuple[int, Generation]]) -> None:
+        store.append_generations([generation_record(pending[i][0], pending[i][1], g) for i, g in part])
+
+    await service.stream(requests, keep, progress)
+
+
+async def run_audit(config: AuditConfig, progress: Progress | None = None, *, backend: Backend | None = None,
+                    service: GenerationService | None = None) -> dict[str, Any]:
+    """The whole audit. Returns the summary; the caller maps it to an exit code.
+
+    ``backend``: a backend to use instead of building one from the config (the run closes it). ``service``: a
+    generation service lent by the caller, which stays open after the run (refuseu-fix reuses one model)."""
+    from refuseu.auditor.judges import build_judges
+
+    plan = plan_audit(config)
+    judges = build_judges(config.judge, config.judge_option)  # fail on an unknown judge before generating
+    store = plan.store
+    note_run_dir(store.dir)
+    with store.locked():
+        return await _run_locked(config, plan, judges, progress, backend, service)
+
+
+async def _run_locked(config: AuditConfig, plan: AuditPlan, judges: list[Judge], progress: Progress | None,
+                      backend: Backend | None, service: GenerationService | None) -> dict[str, Any]:
+    manifest, store = plan.manifest, plan.store
+    if store.exists():  # another process may have finished this run while we planned
+        check_resume(store, manifest)
     manifest["status"] = "running"
     store.write_manifest(manifest)
-    by_id = {(c.id, c.lang): c for c in cases}
-    stored = store.generations()
-    pending = [(by_id[(r.case_id, r.lang)], r) for r in requests
-               if r.id not in stored or stored[r.id].get("error") is not None]
+    pending = plan.pending()
     if pending:
-        backend = backend or get_backend(backend_name(config), config.model, backend_options(config))
-        manifest["backend_info"] = backend.describe()
-        store.write_manifest(manifest)
+        owned = service is None
+        if service is None:
+            service = GenerationService(backend) if backend is not None else open_service(config)
         try:
-            await _generate_all(backend, pending, store, progress)
+            manifest["backend_info"] = service.describe()
+            store.write_manifest(manifest)
+            await generate_into(store, service, pending, progress)
         finally:
-            await backend.aclose()
+            if owned:
+                await service.aclose()
+    elif backend is not None:
+        await backend.aclose()
     for judge in judges:
         try:
             await judge_store(store, judge, progress)
@@ -362,4 +280,25 @@ async def run_audit_async(config: AuditConfig, progress: Progress | None = None,
     manifest["status"] = "complete"
     manifest["updated"] = now()
     store.write_manifest(manifest)
-    return finalize(store, reference=config.reference)
+    return finalize(store, reference=config.reference_language)
+
+
+async def rejudge(store: RunStore, judge: Judge, *, force: bool = False, progress: Progress | None = None) -> int:
+    """Judge a stored run again with ``judge`` (its verdicts go beside the primary's), without regenerating.
+    Returns how many answers were judged; ``finalize`` then refreshes the summary and report."""
+    store.read_manifest()  # not a run directory: one clear error before any model loads
+    note_run_dir(store.dir)
+    with store.locked():
+        path = store.verdicts_path(judge.id)
+        if force and path.exists():
+            path.unlink()
+        try:
+            n = await judge_store(store, judge, progress)
+        finally:
+            await judge.aclose()
+        manifest = store.read_manifest()
+        manifest["judges"] = list(dict.fromkeys([*manifest.get("judges", []), judge.id]))
+        if hasattr(judge, "spec"):
+            manifest.setdefault("judge_specs", {})[judge.id] = judge.spec()
+        store.write_manifest(manifest)
+    return n

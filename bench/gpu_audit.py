@@ -171,17 +171,17 @@ def matmul_ceiling(device: str, n: int, iters: int) -> float:
 def audit(backend: str, model_dir: Path, suite: Path, out: Path, args: argparse.Namespace,
           sample: int | None) -> dict[str, Any]:
     """One audit through the real runner, timing load, generation, judging and rendering."""
-    from refuseu.auditor.backends import get_backend
+    from refuseu.auditor.backends import backend_class, options_from
     from refuseu.auditor.config import AuditConfig
-    from refuseu.auditor.runner import backend_options, run_audit_async
+    from refuseu.auditor.runner import run_audit
 
-    engine = ({"gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len}
+    engine = ({"gpu_memory_utilization": args.gpu_memory_utilization, "max_model_len": args.max_model_len,
+               "sampling_args": {"ignore_eos": True, "min_tokens": args.output_len}}
               if backend == "vllm" else {"batch_size": args.hf_batch_size})
     cfg = AuditConfig(model=str(model_dir), backend=backend, suite=str(suite), out=str(out), quiet=True,
                       max_new_tokens=args.output_len, sample=sample, device=args.device, **engine)
-    options = backend_options(cfg)
-    if backend == "vllm":
-        options.extra["vllm_sampling_args"] = {"ignore_eos": True, "min_tokens": args.output_len}
+    cls = backend_class(backend)
+    options = options_from(cfg, cls)
     marks: dict[str, float] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
@@ -189,11 +189,11 @@ def audit(backend: str, model_dir: Path, suite: Path, out: Path, args: argparse.
             marks[stage] = time.perf_counter()
 
     t0 = time.perf_counter()
-    model = get_backend(backend, str(model_dir), options)
+    model = cls(str(model_dir), options)
     if backend == "hf":  # fixed-length outputs: no early stop
         model.lm.generation_config.eos_token_id = None  # type: ignore[attr-defined]
     t_loaded = time.perf_counter()
-    summary = asyncio.run(run_audit_async(cfg, progress, backend=model))
+    summary = asyncio.run(run_audit(cfg, progress, backend=model))
     t_end = time.perf_counter()
     records = [json.loads(x) for x in (out / "generations.jsonl").read_text(encoding="utf-8").split("\n") if x.strip()]
     t_gen = marks.get("generate", t_loaded)

@@ -37,10 +37,11 @@ def start_endpoint(latency: float) -> tuple[subprocess.Popen[str], str]:
 
 def audit(url: str, concurrency: int, n: int, out: Path) -> tuple[float, float, int]:
     """(generation s: first request sent to last answer stored, whole audit s, errors) for n prompts."""
+    from refuseu.auditor.backends import options_from
     from refuseu.auditor.backends.openai_chat import OpenAIBackend
     from refuseu.auditor.config import AuditConfig
     from refuseu.auditor.data.resolve import load_suite
-    from refuseu.auditor.runner import backend_options, run_audit_async
+    from refuseu.auditor.runner import run_audit
 
     n_langs = len(load_suite("core").languages)
     if n % n_langs:
@@ -59,8 +60,8 @@ def audit(url: str, concurrency: int, n: int, out: Path) -> tuple[float, float, 
             marks["generated"] = time.perf_counter()
 
     start = time.perf_counter()
-    backend = TimedBackend(config.model, backend_options(config))
-    summary = asyncio.run(run_audit_async(config, progress, backend=backend))
+    backend = TimedBackend(config.model, options_from(config, OpenAIBackend))
+    summary = asyncio.run(run_audit(config, progress, backend=backend))
     end = time.perf_counter()
     if summary["overall"]["n_records"] != n:
         raise SystemExit(f"expected {n} records, got {summary['overall']['n_records']}")

@@ -66,7 +66,7 @@ def answers_of(generations: dict[str, dict[str, Any]], verdicts: dict[str, dict[
     for rid, rec in generations.items():
         if rec.get("error") is None:
             v = verdicts.get(rid)
-            out.append(AuditedAnswer(rec, case_of_record(rec), None if v is None else v["refusal"]))
+            out.append(AuditedAnswer(rec, case_of_record(rec), None if v is None else v["outcome"]))
     return out
 
 

@@ -1,6 +1,7 @@
 """Every generation refuseu-fix needs (teacher refusals, benign anchors, verification) goes through the
-auditor's own runner: the cases are written as a JSONL suite into the output folder and audited like
-any suite, so each answer is stored, judged and resumable exactly as in ``refuseu-audit``.
+auditor's own runner: the cases are written as a JSONL suite into the output folder and audited like any
+suite, so each answer is stored, judged and resumable exactly as in ``refuseu-audit``. One generation service
+(one loaded model) serves all the runs of a stage: the runner does not close a service it is lent.
 """
 
 from __future__ import annotations
@@ -10,41 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from refuseu.auditor.backends.base import Backend, Generation, GenRequest
+from refuseu.auditor.backends.service import GenerationService
 from refuseu.auditor.config import AuditConfig
 from refuseu.auditor.data.cases import Case
-from refuseu.auditor.runner import Progress
+from refuseu.auditor.progress import Progress
 from refuseu.auditor.store import RunStore
-
-
-class SharedBackend(Backend):
-    """Lends one loaded backend to several runs: the runner closes its backend after each run, and
-    reloading a model for each small run would cost more than the run itself."""
-
-    def __init__(self, inner: Backend) -> None:
-        super().__init__(inner.model, inner.options)
-        self.inner = inner
-        self.name = inner.name
-
-    async def generate(self, batch: list[GenRequest]) -> list[Generation]:
-        return await self.inner.generate(batch)
-
-    @property
-    def batch_size(self) -> int:
-        return self.inner.batch_size
-
-    @property
-    def max_concurrency(self) -> int:
-        return self.inner.max_concurrency
-
-    def describe(self) -> dict[str, Any]:
-        return self.inner.describe()
-
-    async def aclose(self) -> None:
-        """Closing is left to whoever made the inner backend."""
-
-    async def close_inner(self) -> None:
-        await self.inner.aclose()
 
 
 def write_cases(cases: Sequence[Case], path: Path) -> Path:
@@ -68,22 +39,23 @@ def audit_config(model: str, suite: Path, out: Path, audit_manifest: dict[str, A
     cfg = audit_manifest.get("config") or {}
     return AuditConfig(
         model=model, backend=backend or (audit_manifest.get("backend") or {}).get("backend") or "hf",
-        suite=str(suite), out=str(out), judge=list(judges), reference=cfg.get("reference", "en"),
+        suite=str(suite), out=str(out), judge=list(judges), reference=cfg.get("reference") or "en",
         max_new_tokens=int(dec.get("max_new_tokens", 256)), temperature=float(dec.get("temperature", 0.0)),
         top_p=float(dec.get("top_p", 1.0)), seed=int(cfg.get("seed", 0)), system=dec.get("system"),
         batch_size=batch_size, device=device, dtype=dtype, trust_remote_code=trust_remote_code, quiet=True,
     )
 
 
-async def run_cases(config: AuditConfig, backend: Backend | None = None,
+async def run_cases(config: AuditConfig, service: GenerationService | None = None,
                     progress: Progress | None = None) -> tuple[RunStore, dict[str, Any]]:
-    from refuseu.auditor.runner import run_audit_async
+    """One audit run of ``config``; a lent ``service`` stays open for the next run."""
+    from refuseu.auditor.runner import run_audit
 
-    summary = await run_audit_async(config, progress, backend=backend)
+    summary = await run_audit(config, progress, service=service)
     return RunStore(str(config.out)), summary
 
 
-def seed_from_audit(audit_dir: Path, target: Path, record_ids: set[str]) -> int:
+def reuse_audit_generations(audit_dir: Path, target: Path, record_ids: set[str]) -> int:
     """Copy the audit's stored generations whose ids the new run will ask for, so the runner resumes
     instead of regenerating them (ids hash case, model, decoding: equal ids are equal requests).
     Verdicts are not copied: both sides are judged again by the same, current judges."""
@@ -98,7 +70,6 @@ def seed_from_audit(audit_dir: Path, target: Path, record_ids: set[str]) -> int:
 
 def planned_ids(config: AuditConfig) -> set[str]:
     """The record ids a run of ``config`` will ask for (nothing is written)."""
-    from refuseu.auditor.runner import prepare
+    from refuseu.auditor.runner import plan_audit
 
-    _, _, _, _, requests = prepare(config)
-    return {r.id for r in requests}
+    return {r.id for r in plan_audit(config).requests}

@@ -1,7 +1,7 @@
 """refuseu-fix, stage by stage. Every stage reads and writes files in the output folder:
 
     audit run --(prepare)--> split.json, pairs.jsonl, verify/cases.jsonl, verify/heldout_pairs.jsonl
-              --(train)----> adapter/ (or model/), train_log.jsonl, train.json, merged/ with --merge
+              --(train)----> adapter/ (or model/), train_log.jsonl, fix.json["train"], merged/ with --merge
               --(verify)---> verify/ (a run of the fixed model), verify/baseline/, preference.json,
                              before_after.html, README.md
 
@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import time
 from pathlib import Path
 from typing import Any
 
+from refuseu.auditor.backends.service import GenerationService
 from refuseu.auditor.data.cases import Case
 from refuseu.auditor.data.resolve import load_suite
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.models.hf_loading import materialize
 from refuseu.auditor.models.resolve import model_slug, resolve_model
-from refuseu.auditor.runner import Progress
-from refuseu.auditor.store import RunStore, read_jsonl, write_json_atomic
+from refuseu.auditor.progress import Progress
+from refuseu.auditor.store import RunStore, write_json_atomic
 from refuseu.remediation import pairs as P
 from refuseu.remediation.audit_io import (
     AuditedAnswer,
@@ -33,28 +33,13 @@ from refuseu.remediation.audit_io import (
     extra_benign_ids,
     load_audit,
 )
-from refuseu.remediation.config import MODES, FixConfig
-from refuseu.remediation.generation import SharedBackend, audit_config, run_cases, write_cases
+from refuseu.remediation.config import FixConfig
+from refuseu.remediation.generation import audit_config, run_cases, write_cases
+from refuseu.remediation.layout import FixDir
 from refuseu.remediation.profiles import Profile, pick_profile
 from refuseu.remediation.templates import load_all_templates
 
-FIX_JSON, SPLIT_JSON, PAIRS, HELDOUT = "fix.json", "split.json", "pairs.jsonl", "verify/heldout_pairs.jsonl"
-VERIFY_CASES = "verify/cases.jsonl"
 PROBE = 2  # teacher probe cases per language
-
-
-def validate(cfg: FixConfig) -> None:
-    if not cfg.model:
-        raise RefuseuError("MODEL is required (e.g. refuseu-fix smollm2-135m --audit runs/before)")
-    if cfg.mode not in MODES:
-        raise RefuseuError(f"--mode must be one of {', '.join(MODES)}, got '{cfg.mode}'")
-    if not 0 < cfg.holdout < 1:
-        raise RefuseuError(f"--holdout must be between 0 and 1 (exclusive), got {cfg.holdout}")
-    if cfg.capability not in (None, "global-mmlu"):
-        raise RefuseuError(f"--capability: unknown benchmark '{cfg.capability}' (known: global-mmlu)")
-    for name in ("flag_weight", "capability_sample"):
-        if getattr(cfg, name) < 1:
-            raise RefuseuError(f"--{name.replace('_', '-')} must be at least 1")
 
 
 def default_out(model: str) -> str:
@@ -83,32 +68,31 @@ class Preparer:
 
     def __init__(self, cfg: FixConfig, run: AuditRun, out: Path, profile: Profile, progress: Progress | None) -> None:
         self.cfg, self.run, self.out, self.profile, self.progress = cfg, run, out, profile, progress
+        self.dir = FixDir(out)
         self.system = (run.manifest.get("decoding") or {}).get("system")
         self.langs = run.languages
-        self._backend: SharedBackend | None = None
+        self._service: GenerationService | None = None
 
-    def backend(self) -> SharedBackend:
+    def service(self) -> GenerationService:
         """The base model, loaded once and lent to every generation run of this stage."""
-        if self._backend is None:
-            from refuseu.auditor.backends import get_backend
-            from refuseu.auditor.runner import backend_options
+        if self._service is None:
+            from refuseu.auditor.runner import open_service
 
-            conf = self._config([], self.out / "_", self.cfg.model)
-            self._backend = SharedBackend(get_backend(conf.backend or "hf", self.cfg.model, backend_options(conf)))
-        return self._backend
+            self._service = open_service(self._config([], self.out / "_", self.cfg.model))
+        return self._service
 
     def _config(self, cases: list[Case], out: Path, model: str) -> Any:
         suite = write_cases(cases, out / "cases.jsonl") if cases else out / "cases.jsonl"
         return audit_config(model, suite, out, self.run.manifest, judges=self.run.judges[:1], device=self.cfg.device,
                             dtype=self.cfg.dtype, batch_size=self.cfg.gen_batch_size,
-                            trust_remote_code=self.cfg.trust_remote_code)
+                            trust_remote_code=self.cfg.trust_remote_code, backend=self.cfg.backend)
 
     def generate(self, cases: list[Case], out: Path, model: str | None = None) -> list[AuditedAnswer]:
         if not cases:
             return []
         conf = self._config(cases, out, model or self.cfg.model)
-        backend = self.backend() if model is None else None
-        asyncio.run(run_cases(conf, backend, self.progress))
+        service = self.service() if model is None else None  # another teacher model: its own, closed by the run
+        asyncio.run(run_cases(conf, service, self.progress))
         return _answers(RunStore(out))
 
     def teacher_refusals(self, failures: list[AuditedAnswer]) -> tuple[dict[tuple[str, str], str], dict[str, Any]]:
@@ -131,10 +115,10 @@ class Preparer:
                      (("system", t.teacher_system), *a.case.messages), "refuse"))
         model = None if self.cfg.teacher == "self" else self.cfg.teacher
         probe = [c for cases in by_lang.values() for c in cases[:PROBE]]
-        accepted = self._accepted(self.generate(probe, self.out / "teacher", model), self.out / "teacher")
+        accepted = self._accepted(self.generate(probe, self.dir.run("teacher"), model), self.dir.run("teacher"))
         good = sorted({lang for _, lang in accepted})
         rest = [c for lang in good for c in by_lang[lang][PROBE:]]
-        accepted.update(self._accepted(self.generate(rest, self.out / "teacher_rest", model), self.out / "teacher_rest"))
+        accepted.update(self._accepted(self.generate(rest, self.dir.run("teacher_rest"), model), self.dir.run("teacher_rest")))
         return accepted, {"asked": len(probe) + len(rest), "accepted": len(accepted), "languages": good}
 
     @staticmethod
@@ -175,7 +159,7 @@ class Preparer:
 
         t0 = time.perf_counter()
         teacher, teacher_counts = self.teacher_refusals(failures)
-        anchor_answers = self.generate(anchor_cases, self.out / "anchors")
+        anchor_answers = self.generate(anchor_cases, self.dir.run("anchors"))
         gen_s = time.perf_counter() - t0
 
         harmful, no_chosen = P.harmful_pairs(failures, train_set, teacher, self.system, "train")
@@ -184,22 +168,22 @@ class Preparer:
             anchors = [r for r in anchors if r["lang"] == P.ENGLISH]
         rows = P.select_mode(harmful, anchors, cfg.mode, seed=cfg.seed, summary=run.summary, flag_weight=cfg.flag_weight)
         asyncio.run(self.check_chosen(rows))
-        _write_jsonl(self.out / PAIRS, rows)
+        self.dir.write_jsonl(self.dir.pairs, rows)
 
         heldout_h, _ = P.harmful_pairs(run.answers, verify_set, {}, self.system, "verify", use_teacher=False)
         heldout_a = P.anchor_pairs(run.answers, verify_set, self.system, "verify")
-        _write_jsonl(self.out / HELDOUT, [*heldout_h, *heldout_a])
+        self.dir.write_jsonl(self.dir.heldout_pairs, [*heldout_h, *heldout_a])
 
         verify_cases = [a.case for a in run.answers if a.case.id in verify_set and int(a.record.get("sample", 0)) == 0]
         verify_cases += [c for c in suite_cases if c.id in set(benign_verify_ids) and c.lang in self.langs]
-        write_cases(verify_cases, self.out / VERIFY_CASES)
+        write_cases(verify_cases, self.dir.verify_cases)
         split = {
             "method": "sha256(seed|id), stratified by category; an id is on one side in every language",
             "seed": cfg.seed, "holdout": cfg.holdout, "languages": self.langs,
             "train_ids": train_ids, "verify_ids": verify_ids,
             "anchor_ids": anchor_ids, "verify_benign_ids": benign_verify_ids,
         }
-        write_json_atomic(self.out / SPLIT_JSON, split)
+        write_json_atomic(self.dir.split_json, split)
         sources: dict[str, int] = {}
         for r in rows:
             sources[f"{r['kind']}:{r['source']}"] = sources.get(f"{r['kind']}:{r['source']}", 0) + 1
@@ -225,25 +209,12 @@ class Preparer:
 
         langs = detect_languages([r["chosen"][0]["content"] for r in harmful])
         for r, v, lang in zip(harmful, verdicts, langs):
-            r["checks"] = {"chosen_verdict": v.refusal, "chosen_lang": lang}
+            r["checks"] = {"chosen_verdict": v.outcome, "chosen_lang": lang}
 
     def close(self) -> None:
-        if self._backend is not None:
-            asyncio.run(self._backend.close_inner())
-            self._backend = None
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def read_pairs(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise RefuseuError(f"{path} not found: run refuseu-fix on this output folder first")
-    return list(read_jsonl(path))
+        if self._service is not None:
+            asyncio.run(self._service.aclose())
+            self._service = None
 
 
 def _distributed() -> Any:
@@ -258,12 +229,14 @@ def _distributed() -> Any:
 
 def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None, log: Any = print) -> int:
     """The whole fix. Returns the exit code (0 verified, 1 verification failed)."""
-    from refuseu.remediation.train import ADAPTER, MERGED, merge_adapter, set_adapter_base, train_dpo
+    from refuseu.auditor.errors import note_run_dir
+    from refuseu.remediation.train import merge_adapter, set_adapter_base, train_dpo
 
-    validate(cfg)
     run = load_audit(cfg.audit, cfg.model)
     out = Path(cfg.out or default_out(cfg.model))
     cfg.out = str(out)
+    fd = FixDir(out)
+    note_run_dir(out)
     profile = pick_profile(cfg.device)
     state = _distributed()
     main = state is None or state.is_main_process
@@ -273,7 +246,7 @@ def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None
         previous = _prepared(out, cfg)
         if previous is not None:
             facts = previous
-            log(f"pairs: reusing {out / PAIRS} ({facts['n_pairs']} training pairs)")
+            log(f"pairs: reusing {fd.pairs} ({facts['n_pairs']} training pairs)")
         else:
             prep = Preparer(cfg, run, out, profile, progress)
             try:
@@ -282,7 +255,7 @@ def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None
                 prep.close()
             log(f"pairs: {facts['n_pairs']} training pairs ({facts['sources']}), {facts['n_heldout_pairs']} held-out "
                 f"pairs, {facts['n_verify_cases']} verification cases")
-        write_json_atomic(out / FIX_JSON, {"tool": "refuseu-fix", "model": cfg.model, "audit": str(run.dir),
+        write_json_atomic(fd.fix_json, {"tool": "refuseu-fix", "model": cfg.model, "audit": str(run.dir),
                                            "config": cfg.to_dict(), "explicit_flags": sorted(explicit),
                                            "profile": profile.name, "prepare": facts})
     if cfg.prepare_only:
@@ -290,7 +263,7 @@ def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None
         return 0
     if state is not None:
         state.wait_for_everyone()
-    rows = P.expand_weights(read_pairs(out / PAIRS))
+    rows = P.expand_weights(fd.read_pairs())
     base_path = materialize(resolve_model(cfg.model))
     info = train_dpo(base_path, rows, cfg, profile, explicit, out, progress)
     if state is not None:
@@ -298,14 +271,14 @@ def run_fix(cfg: FixConfig, explicit: set[str], progress: Progress | None = None
     if not main:
         return 0
     if not cfg.full:
-        set_adapter_base(out / ADAPTER, _portable(cfg.model))
+        set_adapter_base(fd.adapter, _portable(cfg.model))
         if cfg.merge:
-            merge_adapter(base_path, out / ADAPTER, out / MERGED, cfg.trust_remote_code)
+            merge_adapter(base_path, fd.adapter, fd.merged, cfg.trust_remote_code)
     log(f"trained: {info['steps']} steps in {info['wall_s']:.0f} s ({info['method']}, {info['device']})")
-    fix = json.loads((out / FIX_JSON).read_text(encoding="utf-8"))
+    fix = fd.read_fix()
     fix["train"] = info
     fix["prepare_train_s"] = round(time.perf_counter() - started, 1)
-    write_json_atomic(out / FIX_JSON, fix)
+    write_json_atomic(fd.fix_json, fix)
     if cfg.skip_verify:
         log(f"skipped verification; run: refuseu-fix verify {out}")
         return 0
@@ -320,10 +293,10 @@ PAIR_OPTIONS = ("model", "audit", "mode", "teacher", "holdout", "seed", "anchors
 
 def _prepared(out: Path, cfg: FixConfig) -> dict[str, Any] | None:
     """The stored preparation facts when pairs for exactly these options exist (e.g. --prepare-only ran)."""
-    path = out / FIX_JSON
-    if not (path.is_file() and (out / PAIRS).is_file() and (out / SPLIT_JSON).is_file() and (out / VERIFY_CASES).is_file()):
+    fd = FixDir(out)
+    if not fd.prepared():
         return None
-    fix = json.loads(path.read_text(encoding="utf-8"))
+    fix = fd.read_fix()
     old = fix.get("config") or {}
     if any(old.get(k) != getattr(cfg, k) for k in PAIR_OPTIONS) or "prepare" not in fix:
         return None

@@ -2,39 +2,29 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+from refuseu.auditor.reporting.formatting import pct, points
 from refuseu.auditor.store import write_text_atomic
-
-
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _pts(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:+.1f}"
+from refuseu.remediation.layout import FixDir
 
 
 def write_before_after(out: Path, fix: dict[str, Any], comparison: dict[str, Any], before: dict[str, Any],
                        after: dict[str, Any], pref: dict[str, Any], capability: dict[str, Any] | None,
                        decision: dict[str, Any]) -> None:
-    from refuseu.auditor.reporting.html import environment
+    from refuseu.auditor.reporting.html import environment, page_assets
 
-    css = (files("refuseu.reports_templates") / "report.css").read_text(encoding="utf-8")
-    env = environment()
-    env.filters["pts"] = _pts
-    html = env.get_template("fix_before_after.html.j2").render(
+    html = environment().get_template("fix_before_after.html.j2").render(
         fix=fix, c=comparison, before=before, after=after, pref=pref, capability=capability, decision=decision,
-        css=css, categories=(fix.get("categories") or {}))
-    write_text_atomic(out / "before_after.html", html)
+        categories=(fix.get("categories") or {}), **page_assets())
+    write_text_atomic(FixDir(out).before_after, html)
 
 
 def _row(name: str, row: dict[str, Any], metric: str) -> str:
     d = row[metric]
     sig = " *" if d.get("significant") else ""
-    return (f"| {name} | {d['n_before']} | {_pct(d['before'])} | {_pct(d['after'])} | {_pts(d['delta'])}{sig} |")
+    return (f"| {name} | {d['n_before']} | {pct(d['before'])} | {pct(d['after'])} | {points(d['delta'], scale=100)}{sig} |")
 
 
 def write_model_card(fix: dict[str, Any], comparison: dict[str, Any], before: dict[str, Any], after: dict[str, Any],
@@ -71,16 +61,16 @@ def write_model_card(fix: dict[str, Any], comparison: dict[str, Any], before: di
     lines += [_row(lang, {"r": {**row["over_refusal_rate"], "n_before": row["over_refusal_rate"]["n_before"]}}, "r")
               for lang, row in comparison["by_language"].items() if row["over_refusal_rate"]["n_before"]]
     over = decision["over_refusal"]
-    lines += ["", f"Average over-refusal across languages: {_pct(over['before'])} -> {_pct(over['after'])}.", "",
+    lines += ["", f"Average over-refusal across languages: {pct(over['before'])} -> {pct(over['after'])}.", "",
               "## Preference margin on held-out pairs", "",
-              f"n={pref['n']}: DPO implicit reward accuracy {_pct(pref['before']['accuracy'])} -> "
-              f"{_pct(pref['after']['accuracy'])}, mean margin {pref['before']['margin']:.2f} -> "
+              f"n={pref['n']}: DPO implicit reward accuracy {pct(pref['before']['accuracy'])} -> "
+              f"{pct(pref['after']['accuracy'])}, mean margin {pref['before']['margin']:.2f} -> "
               f"{pref['after']['margin']:.2f} (beta {pref['beta']}; before training the reward is 0 by definition). "
-              f"The model itself ranks the chosen answer first in {_pct(pref['logprob']['before']['accuracy'])} -> "
-              f"{_pct(pref['logprob']['after']['accuracy'])} of pairs.", ""]
+              f"The model itself ranks the chosen answer first in {pct(pref['logprob']['before']['accuracy'])} -> "
+              f"{pct(pref['logprob']['after']['accuracy'])} of pairs.", ""]
     if capability:
         lines += ["## Capability (Global-MMLU)", "",
-                  f"Accuracy {_pct(capability['before']['accuracy'])} -> {_pct(capability['after']['accuracy'])} "
+                  f"Accuracy {pct(capability['before']['accuracy'])} -> {pct(capability['after']['accuracy'])} "
                   f"on {capability['before']['n']} questions (limit: a drop of {100 * capability['max_drop']:.1f} points).", ""]
     lines += ["## Use", "", "```bash", f"refuseu-audit ./{target} --suite core     # audit the fixed model",
               "```", "", f"The adapter names its base model (`{fix['model']}`) in adapter_config.json.",

@@ -1,8 +1,8 @@
 """DPO training with TRL's ``DPOTrainer``: LoRA through peft by default, ``--full`` for full fine-tuning.
 
-Configuration layers, lowest first: the device profile (profiles.py) < the ``--config`` DPOConfig YAML
-(TRL's own fields, passed straight through) < flags given explicitly on the command line. The result is
-recorded in ``train_config.json``; every logged step goes to ``train_log.jsonl``.
+Configuration layers, lowest first: the device profile (profiles.py) < the ``--dpo-config`` DPOConfig YAML
+(TRL's own fields, passed straight through) < flags given explicitly on the command line. The resolved
+DPOConfig is recorded in fix.json (``train.dpo_config``); every logged step goes to ``train_log.jsonl``.
 """
 
 from __future__ import annotations
@@ -18,16 +18,15 @@ from typing import Any
 
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.registry import require
-from refuseu.remediation.config import FixConfig
+from refuseu.remediation.config import DPO_FIELDS, FixConfig
+from refuseu.remediation.layout import FixDir
 from refuseu.remediation.profiles import Profile
-
-ADAPTER, FULL_MODEL, MERGED = "adapter", "model", "merged"
 
 
 def load_dpo_yaml(path: str | None) -> dict[str, Any]:
-    from refuseu.auditor.config import load_yaml_mapping
+    from refuseu.auditor.options import load_yaml_mapping
 
-    return load_yaml_mapping(path, "--config", "DPOConfig field: value") if path else {}
+    return load_yaml_mapping(path, "--dpo-config", "DPOConfig field: value") if path else {}
 
 
 def answer_window(cfg: FixConfig, profile: Profile) -> int | None:
@@ -54,9 +53,9 @@ def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Pat
     full = cfg.full
     ours: dict[str, Any] = {
         "learning_rate": cfg.learning_rate or (profile.full_learning_rate if full else profile.learning_rate),
-        "num_train_epochs": cfg.epochs or profile.epochs,
-        "per_device_train_batch_size": cfg.batch_size or profile.batch_size,
-        "gradient_accumulation_steps": cfg.grad_accum or profile.grad_accum,
+        "num_train_epochs": cfg.num_train_epochs or profile.epochs,
+        "per_device_train_batch_size": cfg.per_device_train_batch_size or profile.batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps or profile.grad_accum,
         "beta": cfg.beta if cfg.beta is not None else profile.beta,
         "max_length": cfg.max_length or profile_max_length(profile, prompt_tokens, answer_window(cfg, profile)),
         "seed": cfg.seed,
@@ -66,11 +65,10 @@ def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Pat
     sft = cfg.sft_weight if cfg.sft_weight is not None else profile.sft_weight
     if sft > 0:
         ours.update(loss_type=["sigmoid", "sft"], loss_weights=[1.0, sft])
-    flag_for = {"learning_rate": "learning_rate", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
-                "gradient_accumulation_steps": "grad_accum", "beta": "beta", "max_length": "max_length", "seed": "seed",
-                "max_steps": "max_steps", "loss_type": "sft_weight", "loss_weights": "sft_weight"}
+    # Our fields carry TRL's names; only the SFT term maps onto two of TRL's fields.
+    flag_for = {**{name: name for name in DPO_FIELDS}, "loss_type": "sft_weight", "loss_weights": "sft_weight"}
     base: dict[str, Any] = {
-        "output_dir": str(out / "checkpoints"),
+        "output_dir": str(FixDir(out).checkpoints),
         "lr_scheduler_type": profile.scheduler,
         "warmup_steps": profile.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
         "logging_steps": 1,
@@ -85,7 +83,7 @@ def dpo_arguments(cfg: FixConfig, profile: Profile, explicit: set[str], out: Pat
         base.update(use_cpu=True, bf16=False, fp16=False, activation_checkpointing=False)
     else:
         base.update(bf16=_bf16_ok(), activation_checkpointing=True)
-    passthrough = load_dpo_yaml(cfg.config)
+    passthrough = load_dpo_yaml(cfg.dpo_config)
     merged = {**base, **ours}
     for key, value in passthrough.items():
         if flag_for.get(key) in explicit:
@@ -179,7 +177,7 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
     try:
         dpo_config = trl.DPOConfig(**args)
     except TypeError as exc:
-        raise RefuseuError(f"{cfg.config or 'DPOConfig'}: {exc}") from None
+        raise RefuseuError(f"{cfg.dpo_config or 'DPOConfig'}: {exc}") from None
     model = transformers.AutoModelForCausalLM.from_pretrained(
         model_path, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     peft_config = None
@@ -191,7 +189,7 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
                                       target_modules=targets, task_type="CAUSAL_LM")
     torch.manual_seed(cfg.seed)
     dataset = datasets.Dataset.from_list(list(rows))
-    log_path = out / "train_log.jsonl"
+    log_path = FixDir(out).train_log
     log_path.unlink(missing_ok=True)
     trainer = trl.DPOTrainer(model=model, args=dpo_config, train_dataset=dataset, processing_class=tokenizer,
                              peft_config=peft_config, callbacks=[_Logger(log_path, progress).make()])
@@ -208,7 +206,7 @@ def train_dpo(model_path: str, rows: Sequence[dict[str, Any]], cfg: FixConfig, p
     start = time.perf_counter()
     result = trainer.train()
     wall = time.perf_counter() - start
-    target = out / (FULL_MODEL if cfg.full else ADAPTER)
+    target = FixDir(out).fixed_model(cfg.full)
     trainer.save_model(str(target))
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(str(target))

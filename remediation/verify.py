@@ -11,7 +11,6 @@ threshold and capability held; otherwise 1, with the reasons.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
 from pathlib import Path
@@ -20,28 +19,25 @@ from typing import Any
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.models.hf_loading import materialize
 from refuseu.auditor.models.resolve import resolve_model
-from refuseu.auditor.runner import Progress
+from refuseu.auditor.progress import Progress
+from refuseu.auditor.reporting.formatting import pct as fmt_pct
 from refuseu.auditor.store import write_json_atomic, write_text_atomic
-from refuseu.remediation.generation import audit_config, planned_ids, run_cases, seed_from_audit
+from refuseu.remediation.generation import audit_config, planned_ids, reuse_audit_generations, run_cases
+from refuseu.remediation.layout import FixDir
 
 
 def _load(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    from refuseu.remediation.pipeline import FIX_JSON
+    from refuseu.auditor.store import RunStore
 
-    path = out / FIX_JSON
-    if not path.is_file():
-        raise RefuseuError(f"{out} is not a refuseu-fix output folder (no {FIX_JSON})")
-    fix = json.loads(path.read_text(encoding="utf-8"))
+    fd = FixDir(out)
+    fix = fd.read_fix()
     if "train" not in fix:
-        raise RefuseuError(f"{out}: training has not finished (no 'train' entry in {FIX_JSON}); rerun refuseu-fix")
-    manifest = json.loads((Path(fix["audit"]) / "manifest.json").read_text(encoding="utf-8"))
-    return fix, manifest
+        raise RefuseuError(f"{out}: training has not finished (no 'train' entry in {fd.fix_json.name}); rerun refuseu-fix")
+    return fix, RunStore(fix["audit"]).read_manifest()
 
 
 def fixed_model_path(out: Path, fix: dict[str, Any]) -> Path:
-    from refuseu.remediation.train import ADAPTER, FULL_MODEL
-
-    return out / (FULL_MODEL if fix["config"]["full"] else ADAPTER)
+    return FixDir(out).fixed_model(bool(fix["config"]["full"]))
 
 
 def over_refusal_mean(summary: dict[str, Any]) -> float | None:
@@ -104,10 +100,10 @@ def sample_pairs(pairs: list[dict[str, Any]], per_cell: int) -> list[dict[str, A
 
 
 def preference(out: Path, fix: dict[str, Any], base_path: str, device: str, dtype: Any) -> dict[str, Any]:
-    from refuseu.remediation.pipeline import HELDOUT, read_pairs
     from refuseu.remediation.preference import load_for_scoring, pair_margins, preference_report
 
-    pairs = sample_pairs(read_pairs(out / HELDOUT), PREFERENCE_PER_LANGUAGE)
+    fd = FixDir(out)
+    pairs = sample_pairs(fd.read_pairs(fd.heldout_pairs), PREFERENCE_PER_LANGUAGE)
     cfg = fix["config"]
     beta = float(fix["train"]["dpo_config"].get("beta", 0.1))
     max_length = int(fix["train"]["dpo_config"].get("max_length") or 512)
@@ -150,40 +146,42 @@ def capability_check(out: Path, fix: dict[str, Any], langs: list[str], base_path
 
 
 def verify(out: Path, progress: Progress | None = None, log: Any = print) -> int:
+    from refuseu.auditor.errors import note_run_dir
     from refuseu.auditor.models.hf_loading import pick_device_dtype
-    from refuseu.auditor.reporting.compare import compare_summaries
-    from refuseu.remediation.pipeline import VERIFY_CASES
+    from refuseu.auditor.reporting.compare import write_compare
     from refuseu.remediation.report import write_before_after, write_model_card
 
     start = time.perf_counter()
+    fd = FixDir(out)
+    note_run_dir(out)
     fix, manifest = _load(out)
     cfg = fix["config"]
-    cases = out / VERIFY_CASES
+    cases = fd.verify_cases
     judges = list(manifest.get("judges") or [manifest.get("judge", "markers")])
     common = {"judges": judges, "device": cfg["device"], "dtype": cfg["dtype"], "batch_size": cfg["gen_batch_size"],
               "trust_remote_code": cfg["trust_remote_code"]}
-    base_conf = audit_config(fix["model"], cases, out / "verify" / "baseline", manifest, **common)
-    reused = seed_from_audit(Path(fix["audit"]), out / "verify" / "baseline", planned_ids(base_conf))
+    base_conf = audit_config(fix["model"], cases, fd.baseline, manifest, **common)
+    reused = reuse_audit_generations(Path(fix["audit"]), fd.baseline, planned_ids(base_conf))
     _, before = asyncio.run(run_cases(base_conf, None, progress))
     target = fixed_model_path(out, fix)
-    after_conf = audit_config(str(target.resolve()), cases, out / "verify", manifest, **common)
+    after_conf = audit_config(str(target.resolve()), cases, fd.verify, manifest, **common)
     _, after = asyncio.run(run_cases(after_conf, None, progress))
-    comparison = compare_summaries(before, after)
-    write_json_atomic(out / "verify" / "compare.json", comparison)
+    # The same compare.json (and compare.html, compare.md) as `refuseu-audit compare baseline verify`.
+    comparison = write_compare(fd.baseline, fd.verify, fd.verify)
 
     base_path = materialize(resolve_model(fix["model"]))
     device, dtype = pick_device_dtype(cfg["device"], cfg["dtype"])
     pref = preference(out, fix, base_path, device, dtype)
-    write_json_atomic(out / "verify" / "preference.json", pref)
+    write_json_atomic(fd.verify / "preference.json", pref)
     capability = None
     if cfg["capability"]:
         capability = capability_check(out, fix, list(after["by_language"]), base_path, device, dtype)
-        write_json_atomic(out / "verify" / "capability.json", capability)
+        write_json_atomic(fd.verify / "capability.json", capability)
     decision = decide(comparison, before, after, fix, capability)
     result = {"decision": decision, "reused_audit_generations": reused, "verify_s": round(time.perf_counter() - start, 1)}
-    write_json_atomic(out / "verify" / "decision.json", result)
+    write_json_atomic(fd.verify / "decision.json", result)
     write_before_after(out, fix, comparison, before, after, pref, capability, decision)
-    write_text_atomic(out / "README.md", write_model_card(fix, comparison, before, after, pref, capability, decision))
+    write_text_atomic(fd.model_card, write_model_card(fix, comparison, before, after, pref, capability, decision))
     log(table(comparison, pref))
     log(f"before/after: {out}/before_after.html · model card: {out}/README.md")
     if decision["passed"]:
@@ -197,7 +195,7 @@ def verify(out: Path, progress: Progress | None = None, log: Any = print) -> int
 def table(comparison: dict[str, Any], pref: dict[str, Any]) -> str:
     """The per-language before/after figures as plain text (the terminal's view of before_after.html)."""
     def pct(x: float | None) -> str:
-        return "   –  " if x is None else f"{100 * x:5.1f}%"
+        return fmt_pct(x, width=5, none="   –  ")
 
     lines = ["lang   n  refusal before -> after    over-refusal before -> after"]
     rows = [*comparison["by_language"].items(), ("all", comparison["overall"])]

@@ -13,7 +13,7 @@ from helpers import assert_one_line_error
 
 from refuseu.auditor.config import AuditConfig
 from refuseu.auditor.data.cases import HARM_CATEGORIES
-from refuseu.auditor.runner import run_audit_async
+from refuseu.auditor.runner import run_audit
 from refuseu.remediation import pairs as P
 from refuseu.remediation.audit_io import audit_split, load_audit, split_ids
 from refuseu.remediation.config import FixConfig
@@ -27,7 +27,7 @@ LANGS = ["en", "de", "pl", "lt"]
 def fake_audit(tmp_path, model="fake:refuse=none", langs=LANGS, name="audit"):
     cfg = AuditConfig(model=model, backend="fake", suite="core", langs=langs, sample=10, out=str(tmp_path / name),
                       quiet=True)
-    asyncio.run(run_audit_async(cfg))
+    asyncio.run(run_audit(cfg))
     return cfg.out
 
 
@@ -40,7 +40,7 @@ def judge(texts_langs):
     items = [JudgeItem(str(i), Case("x", lang, "S1", "s", (("user", "q"),)), text)
              for i, (text, lang) in enumerate(texts_langs)]
     verdicts = asyncio.run(get_judge("markers").judge(items))
-    return [v.refusal for v in verdicts], detect_languages([t for t, _ in texts_langs])
+    return [v.outcome for v in verdicts], detect_languages([t for t, _ in texts_langs])
 
 
 def test_templates_cover_12_languages_and_are_refusals_in_their_language():
@@ -144,7 +144,7 @@ def test_dpo_config_layers(tmp_path):
 
     yml = tmp_path / "dpo.yaml"
     yml.write_text("learning_rate: 0.001\nbeta: 0.3\nlr_scheduler_type: constant\n")
-    cfg = FixConfig(model="m", audit="a", config=str(yml), beta=0.05)
+    cfg = FixConfig(model="m", audit="a", dpo_config=str(yml), beta=0.05)
     args = dpo_arguments(cfg, CPU, {"beta"}, tmp_path, on_cpu=True)
     assert args["learning_rate"] == 0.001  # the YAML beats the profile
     assert args["beta"] == 0.05  # an explicit flag beats the YAML
@@ -156,9 +156,9 @@ def test_dpo_config_layers(tmp_path):
     assert dpo_arguments(FixConfig(model="m", audit="a", answer_tokens=0), CPU, set(), tmp_path, True,
                          prompt_tokens=150)["max_length"] == CPU.max_length
     yml.write_text("max_length: 100\n")
-    assert dpo_arguments(FixConfig(model="m", audit="a", config=str(yml)), CPU, set(), tmp_path, True,
+    assert dpo_arguments(FixConfig(model="m", audit="a", dpo_config=str(yml)), CPU, set(), tmp_path, True,
                          prompt_tokens=150)["max_length"] == 100
-    assert dpo_arguments(FixConfig(model="m", audit="a", config=str(yml), max_length=300), CPU, {"max_length"},
+    assert dpo_arguments(FixConfig(model="m", audit="a", dpo_config=str(yml), max_length=300), CPU, {"max_length"},
                          tmp_path, True, prompt_tokens=150)["max_length"] == 300
 
 

@@ -23,9 +23,9 @@ from refuseu.auditor.backends.http import (
 )
 from refuseu.auditor.backends.openai_chat import OpenAIBackend, build_chat_request, parse_chat_response
 from refuseu.auditor.backends.rest import RestBackend, extract, parse_path
-from refuseu.auditor.config import AuditConfig
+from refuseu.auditor.config import AuditConfig, RestOptions
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.runner import run_audit_async
+from refuseu.auditor.runner import run_audit
 from refuseu.auditor.store import RunStore
 
 PARAMS = DecodingParams(max_new_tokens=32, temperature=0.7, top_p=0.9, seed=3, system="Be brief.")
@@ -81,7 +81,7 @@ def test_rest_template_is_json_safe_and_path_extracts(tmp_path, monkeypatch):
     template.write_text('{"input": {{ prompt }}, "system": {{ system }}, "history": {{ messages }},\n'
                         ' "params": {"max_tokens": {{ max_tokens }}, "seed": {{ seed }}}, "tag": {{ lang | upper }}}')
     backend = RestBackend("gw", BackendOptions(base_url="http://gw.invalid/generate",
-                                               extra={"request_template": str(template), "response_path": "out.0.text"}))
+                                               backend=RestOptions(request_template=str(template), response_path="out.0.text")))
     try:
         r = backend.build_request(REQ)
         assert r.url == "http://gw.invalid/generate"
@@ -98,11 +98,11 @@ def test_rest_template_is_json_safe_and_path_extracts(tmp_path, monkeypatch):
     quoted = tmp_path / "quoted.json.j2"
     quoted.write_text('{"input": "{{ prompt }}"}')
     with pytest.raises(RefuseuError, match="not JSON"):
-        RestBackend("gw", BackendOptions(base_url="http://gw.invalid", extra={"request_template": str(quoted)}))
+        RestBackend("gw", BackendOptions(base_url="http://gw.invalid", backend=RestOptions(request_template=str(quoted))))
     broken = tmp_path / "broken.json.j2"
     broken.write_text('{\n"input": {{ prompt }\n}')
     with pytest.raises(RefuseuError, match=r"broken.json.j2:\d+: template syntax error"):
-        RestBackend("gw", BackendOptions(base_url="http://gw.invalid", extra={"request_template": str(broken)}))
+        RestBackend("gw", BackendOptions(base_url="http://gw.invalid", backend=RestOptions(request_template=str(broken))))
     with pytest.raises(RefuseuError, match="needs --request-template"):
         RestBackend("gw", BackendOptions(base_url="http://gw.invalid"))
 
@@ -155,7 +155,7 @@ def audit(tmp_path, server: StubServer, name: str = "run", **kw) -> dict:
     base = dict(model="stub-model", base_url=server.url + "/v1", suite="core:smoke", langs=["en", "de"],
                 out=str(tmp_path / name), quiet=True, concurrency=8, timeout=1.0, max_retries=3)
     base.update(kw)
-    return asyncio.run(run_audit_async(AuditConfig(**base)))
+    return asyncio.run(run_audit(AuditConfig(**base)))
 
 
 @pytest.mark.parametrize("fault", FAULTS)

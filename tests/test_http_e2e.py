@@ -69,18 +69,18 @@ def test_audit_through_transformers_serve(transformers_server, tiny_model_dir, t
     import asyncio
 
     from refuseu.auditor.config import AuditConfig
-    from refuseu.auditor.runner import run_audit_async
+    from refuseu.auditor.runner import run_audit
 
     out = tmp_path / "run"
     config = AuditConfig(model=str(tiny_model_dir), base_url=transformers_server + "/v1", suite="core:smoke",
                          langs=["en", "de"], max_new_tokens=8, concurrency=4, out=str(out), quiet=True)
-    summary = asyncio.run(run_audit_async(config))
+    summary = asyncio.run(run_audit(config))
     gens = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines()]
     verdicts = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()]
     assert len(gens) == 36 and all(g["error"] is None and g["n_tokens"] for g in gens)
     assert all(g["finish_reason"] in ("stop", "length") for g in gens)
     assert len({g["response"] for g in gens}) > 1  # real, prompt-dependent generations
-    assert len(verdicts) == 36 and {v["refusal"] for v in verdicts} <= {"refusal", "compliance", "partial", "unjudgeable"}
+    assert len(verdicts) == 36 and {v["outcome"] for v in verdicts} <= {"refusal", "compliance", "partial", "unjudgeable"}
     assert summary["overall"]["errors"] == 0 and summary["overall"]["n_records"] == 36
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["backend"]["backend"] == "openai" and manifest["backend_info"]["endpoint"].endswith("/v1")

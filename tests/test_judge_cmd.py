@@ -78,10 +78,10 @@ def test_judge_eval_prints_languages_confusion_and_misjudged(tmp_path, capsys):
 
 def test_rejudge_a_stored_run_with_a_second_judge(tmp_path, capsys):
     from refuseu.auditor.config import AuditConfig
-    from refuseu.auditor.runner import run_audit_async
+    from refuseu.auditor.runner import run_audit
 
     run_dir = tmp_path / "run"
-    asyncio.run(run_audit_async(AuditConfig(model="fake:refuse=en+de", backend="fake", suite="core:smoke",
+    asyncio.run(run_audit(AuditConfig(model="fake:refuse=en+de", backend="fake", suite="core:smoke",
                                             langs=["en", "de", "pl"], out=str(run_dir), quiet=True)))
     n_gen = len((run_dir / "generations.jsonl").read_text().splitlines())
 
@@ -101,7 +101,7 @@ def test_rejudge_a_stored_run_with_a_second_judge(tmp_path, capsys):
     args = [str(run_dir), "--judge", "guard", "--backend", "fake", "--model", "fake:refuse=none,text=unsafe S1", "--quiet"]
     assert judge_command(args) == 0
     guard = [json.loads(x) for x in (run_dir / "verdicts.guard.jsonl").read_text().splitlines()]
-    assert len(guard) == n_gen and all(v["harmful"] is True and v["refusal"] == "unjudgeable" for v in guard)
+    assert len(guard) == n_gen and all(v["harmful"] is True and v["outcome"] == "unjudgeable" for v in guard)
     assert "judged 0 new answers" in (judge_command(args) == 0 and capsys.readouterr().out)
     assert f"judged {n_gen} new answers" in (judge_command([*args, "--force"]) == 0 and capsys.readouterr().out)
     assert len((run_dir / "verdicts.guard.jsonl").read_text().splitlines()) == n_gen

@@ -74,12 +74,12 @@ def judge_one(response: str, lang: str = "en"):
 
 @pytest.mark.parametrize("response", ["", "   \n", "...", "?!"])
 def test_empty_or_letterless_answers_are_unjudgeable(response):
-    assert judge_one(response).refusal == UNJUDGEABLE
+    assert judge_one(response).outcome == UNJUDGEABLE
 
 
 def test_answer_in_a_language_without_markers_is_unjudgeable_not_guessed():
     v = judge_one("Извините, но я не могу помочь с этой просьбой, это незаконно.", "pl")
-    assert (v.refusal, v.response_lang) == (UNJUDGEABLE, "ru")
+    assert (v.outcome, v.response_lang) == (UNJUDGEABLE, "ru")
     assert "ru" in v.reason
 
 

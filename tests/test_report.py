@@ -109,12 +109,12 @@ def test_worst_failures_rank_harmful_then_leaks_then_length():
 
     gens = {"a": rec("a", "c1", "x" * 50), "b": rec("b", "c2", "x" * 10), "c": rec("c", "c3", "x" * 900),
             "d": rec("d", "c4", "x" * 5000), "e": rec("e", "c5", "refused")}
-    verdicts = {"a": {"refusal": "compliance", "harmful": True}, "b": {"refusal": "compliance", "harmful": None},
-                "c": {"refusal": "partial"}, "d": {"refusal": "compliance"}, "e": {"refusal": "refusal"}}
+    verdicts = {"a": {"outcome": "compliance", "harmful": True}, "b": {"outcome": "compliance", "harmful": None},
+                "c": {"outcome": "partial"}, "d": {"outcome": "compliance"}, "e": {"outcome": "refusal"}}
     out = worst_failures(gens, verdicts, {"lv": ["c2"]}, limit=4)
     assert [e["id"] for e in out["lv"]] == ["c1", "c2", "c4", "c3"]
     assert out["lv"][1]["leak"] and not out["lv"][0]["leak"]
-    long = worst_failures({"d": rec("d", "c4", "y" * 10_000)}, {"d": {"refusal": "compliance"}}, {})
+    long = worst_failures({"d": rec("d", "c4", "y" * 10_000)}, {"d": {"outcome": "compliance"}}, {})
     assert long["lv"][0]["response"].endswith("[7000 more characters in generations.jsonl]")
 
 

@@ -74,12 +74,12 @@ def payload(port: int) -> str:
 def payload_run(tmp_path_factory: pytest.TempPathFactory, server: tuple[int, list[str]]) -> Path:
     """A real audit (runner, store, markers judge, finalize) whose model answers with the payload."""
     from refuseu.auditor.config import AuditConfig
-    from refuseu.auditor.runner import run_audit_async
+    from refuseu.auditor.runner import run_audit
 
     out = tmp_path_factory.mktemp("payload") / "run"
     cfg = AuditConfig(model="fake:refuse=en+de,text=" + payload(server[0]), backend="fake", suite="core",
                       sample=2, out=str(out), quiet=True)
-    summary = asyncio.run(run_audit_async(cfg))
+    summary = asyncio.run(run_audit(cfg))
     assert list(summary["by_language"]) == list(CORE_LANGUAGES)
     return out
 

@@ -7,7 +7,7 @@ import json
 
 from refuseu.auditor.backends.fake import FakeBackend
 from refuseu.auditor.config import AuditConfig
-from refuseu.auditor.runner import run_audit_async
+from refuseu.auditor.runner import run_audit
 from refuseu.auditor.store import RunStore
 
 
@@ -20,7 +20,7 @@ def config(tmp_path, **kw) -> AuditConfig:
 
 def test_run_writes_store_and_resumes(tmp_path):
     cfg = config(tmp_path)
-    summary = asyncio.run(run_audit_async(cfg))
+    summary = asyncio.run(run_audit(cfg))
     store = RunStore(cfg.out)
     for name in ("manifest.json", "generations.jsonl", "verdicts.jsonl", "summary.json", "report.html"):
         assert (store.dir / name).is_file(), name
@@ -32,7 +32,7 @@ def test_run_writes_store_and_resumes(tmp_path):
     assert not summary["gate"]["passed"]
     # resume: nothing regenerated, the backend is not even built
     backend = FakeBackend("fake")
-    asyncio.run(run_audit_async(config(tmp_path), backend=backend))
+    asyncio.run(run_audit(config(tmp_path), backend=backend))
     assert backend.calls == 0
     assert (store.dir / "generations.jsonl").read_text().splitlines() == lines
     manifest = json.loads((store.dir / "manifest.json").read_text())
@@ -41,7 +41,7 @@ def test_run_writes_store_and_resumes(tmp_path):
 
 def test_errors_are_recorded_never_refusals_and_retried(tmp_path):
     cfg = config(tmp_path, model="fake:error=pl")
-    summary = asyncio.run(run_audit_async(cfg))
+    summary = asyncio.run(run_audit(cfg))
     pl = summary["by_language"]["pl"]
     assert pl["errors"] > 0 and pl["n"] == 0 and pl["refusal_rate"] is None
     assert summary["overall"]["errors"] == pl["errors"] == len(summary["errors"])
@@ -49,7 +49,7 @@ def test_errors_are_recorded_never_refusals_and_retried(tmp_path):
     assert not any(e["id"] in verdict_ids for e in summary["errors"])  # errors are never judged
     # a rerun with a healthy backend retries only the errored records
     healthy = FakeBackend("fake")
-    summary = asyncio.run(run_audit_async(config(tmp_path, model="fake:error=pl"), backend=healthy))
+    summary = asyncio.run(run_audit(config(tmp_path, model="fake:error=pl"), backend=healthy))
     assert summary["overall"]["errors"] == 0
     assert healthy.calls > 0 and summary["by_language"]["pl"]["n"] > 0
 
@@ -59,14 +59,14 @@ def test_changed_config_refuses_to_mix_runs(tmp_path):
 
     from refuseu.auditor.errors import RefuseuError
 
-    asyncio.run(run_audit_async(config(tmp_path)))
+    asyncio.run(run_audit(config(tmp_path)))
     with pytest.raises(RefuseuError, match="different decoding parameters"):
-        asyncio.run(run_audit_async(config(tmp_path, max_new_tokens=12)))
+        asyncio.run(run_audit(config(tmp_path, max_new_tokens=12)))
 
 
 def test_record_ids_are_stable(tmp_path):
-    a = asyncio.run(run_audit_async(config(tmp_path, out=str(tmp_path / "a"))))
-    b = asyncio.run(run_audit_async(config(tmp_path, out=str(tmp_path / "b"))))
+    a = asyncio.run(run_audit(config(tmp_path, out=str(tmp_path / "a"))))
+    b = asyncio.run(run_audit(config(tmp_path, out=str(tmp_path / "b"))))
     ids_a = set(RunStore(tmp_path / "a").generations())
     ids_b = set(RunStore(tmp_path / "b").generations())
     assert ids_a == ids_b and a["overall"]["n"] == b["overall"]["n"]
@@ -75,7 +75,7 @@ def test_record_ids_are_stable(tmp_path):
 def test_case_of_record_keeps_the_case_id(tmp_path):
     from refuseu.auditor.runner import case_of_record
 
-    asyncio.run(run_audit_async(config(tmp_path)))
+    asyncio.run(run_audit(config(tmp_path)))
     rec = next(iter(RunStore(tmp_path / "run").generations().values()))
     case = case_of_record(rec)
     assert case.id == rec["case_id"] != rec["id"] and case.lang == rec["lang"]

@@ -43,7 +43,7 @@ def rec(i, lang, case, expected="refuse", error=None, cat="S1"):
 
 
 def verdict(i, outcome, lang):
-    return {"id": i, "judge": "markers", "refusal": outcome, "harmful": None, "response_lang": lang, "reason": ""}
+    return {"id": i, "judge": "markers", "outcome": outcome, "harmful": None, "response_lang": lang, "reason": ""}
 
 
 def test_summary_numbers_leaks_and_gate():

@@ -15,7 +15,7 @@ from refuseu.auditor.data.resolve import load_suite
 from refuseu.auditor.data.selection import select_cases
 from refuseu.auditor.data.shard import Shard, apply_shard, parse_shard
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.runner import run_audit_async
+from refuseu.auditor.runner import run_audit
 from refuseu.auditor.store import RunStore
 
 LANGS = ["en", "de", "pl"]
@@ -33,7 +33,7 @@ def comparable(summary: dict) -> dict:
 def audit(out: Path, **kw) -> dict:
     base = dict(model="fake:refuse=en+de", backend="fake", suite="core:smoke", langs=LANGS, out=str(out), quiet=True)
     base.update(kw)
-    return asyncio.run(run_audit_async(AuditConfig(**base)))
+    return asyncio.run(run_audit(AuditConfig(**base)))
 
 
 def test_parse_shard():
@@ -83,7 +83,7 @@ def test_three_shards_merged_equal_one_run(tmp_path):
     idle = FakeBackend("fake:refuse=en+de")
     cfg = AuditConfig(model="fake:refuse=en+de", backend="fake", suite="core:smoke", langs=LANGS,
                       out=str(tmp_path / "merged"), quiet=True)
-    again = asyncio.run(run_audit_async(cfg, backend=idle))
+    again = asyncio.run(run_audit(cfg, backend=idle))
     assert idle.calls == 0 and comparable(again) == comparable(full)
 
 

@@ -15,6 +15,7 @@ import pytest
 from refuseu.auditor.backends.base import BackendOptions, DecodingParams, GenRequest
 from refuseu.auditor.backends.vllm import engine_kwargs, parse_output, sampling_kwargs
 from refuseu.auditor.backends.vllm_dp import gpu_groups, split_round_robin
+from refuseu.auditor.config import VLLMOptions
 from refuseu.auditor.errors import RefuseuError
 
 HAVE_VLLM = importlib.util.find_spec("vllm") is not None
@@ -50,8 +51,8 @@ def test_sampling_kwargs_map_our_flags():
 
 def test_engine_kwargs_pass_the_sizing_flags_through():
     opts = BackendOptions(dtype="bfloat16", trust_remote_code=True,
-                          extra={"tensor_parallel_size": 4, "data_parallel_size": 2, "gpu_memory_utilization": 0.8,
-                                 "max_model_len": 4096, "vllm_engine_args": {"enforce_eager": True}})
+                          backend=VLLMOptions(tensor_parallel_size=4, data_parallel_size=2, gpu_memory_utilization=0.8,
+                                              max_model_len=4096, engine_args={"enforce_eager": True}))
     kw = engine_kwargs("/m", opts, lora_rank=16)
     assert kw["model"] == kw["tokenizer"] == "/m"
     assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"], kw["max_model_len"]) == (4, 0.8, 4096)
@@ -108,7 +109,7 @@ def test_backend_batches_everything_in_one_call_and_flags_long_prompts(monkeypat
     monkeypatch.setitem(sys.modules, "vllm", fake)
     from refuseu.auditor.backends import get_backend
 
-    backend = get_backend("vllm", str(tiny_model_dir), BackendOptions(extra={"max_model_len": 40}))
+    backend = get_backend("vllm", str(tiny_model_dir), BackendOptions(backend=VLLMOptions(max_model_len=40)))
     assert backend.batch_size >= 100_000 and backend.describe()["max_model_len"] == 40
     reqs = [request(i, text="word " * (3 if i % 2 else 60)) for i in range(10)]
     _FakeLLM.calls.clear()
@@ -162,9 +163,10 @@ class _StreamingLLM(_FakeLLM):
 def test_streaming_stores_answers_as_they_finish_and_aborts_on_stop(monkeypatch, tiny_model_dir, tmp_path):
     import refuseu.auditor.backends.vllm as vb
     from refuseu.auditor.backends import get_backend
+    from refuseu.auditor.backends.service import GenerationService
     from refuseu.auditor.data.resolve import load_suite
     from refuseu.auditor.data.selection import select_cases
-    from refuseu.auditor.runner import _generate_all, build_requests
+    from refuseu.auditor.runner import build_requests, generate_into
     from refuseu.auditor.store import RunStore
 
     monkeypatch.setitem(sys.modules, "vllm", SimpleNamespace(LLM=_StreamingLLM, SamplingParams=lambda **kw: kw))
@@ -178,7 +180,7 @@ def test_streaming_stores_answers_as_they_finish_and_aborts_on_stop(monkeypatch,
     def progress(stage: str, done: int, total: int) -> None:  # the file grows while the call runs
         sizes.append(len(store.generations()))
 
-    asyncio.run(_generate_all(backend, list(zip(cases, reqs)), store, progress))
+    asyncio.run(generate_into(store, GenerationService(backend), list(zip(cases, reqs)), progress))
     assert sizes == [1, 2, 3, 4, 5, 6]
     stored = store.generations()
     assert set(stored) == {r.id for r in reqs} and all(r["response"].startswith("n=") for r in stored.values())
@@ -202,18 +204,18 @@ def test_real_vllm_audit_then_a_second_engine(tmp_path, tiny_model_dir):
     judge runs two guards one after the other on one GPU)."""
     from refuseu.auditor.backends import get_backend
     from refuseu.auditor.config import AuditConfig
-    from refuseu.auditor.runner import run_audit_async
+    from refuseu.auditor.runner import run_audit
 
     cfg = AuditConfig(model=str(tiny_model_dir), backend="vllm", suite="core", sample=3, langs=["en", "de"],
                       max_new_tokens=8, max_model_len=512, gpu_memory_utilization=0.08, out=str(tmp_path / "r"),
                       quiet=True)
-    summary = asyncio.run(run_audit_async(cfg))
+    summary = asyncio.run(run_audit(cfg))
     assert summary["overall"]["n_records"] == 6 and summary["overall"]["errors"] == 0
     recs = [json.loads(x) for x in (tmp_path / "r" / "generations.jsonl").read_text().splitlines()]
     assert all(r["n_tokens"] >= 1 and r["finish_reason"] in ("stop", "length") for r in recs)
     manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
     assert manifest["backend_info"]["vllm"] and manifest["backend"]["backend"] == "vllm"
-    opts = BackendOptions(extra={"max_model_len": 256, "gpu_memory_utilization": 0.08})
+    opts = BackendOptions(backend=VLLMOptions(max_model_len=256, gpu_memory_utilization=0.08))
     second = get_backend("vllm", str(tiny_model_dir), opts)
     gens = asyncio.run(second.generate([request(0), request(1, text="Bonjour")]))
     assert all(g.ok for g in gens)
@@ -222,11 +224,10 @@ def test_real_vllm_audit_then_a_second_engine(tmp_path, tiny_model_dir):
 
 def test_engine_flags_need_the_vllm_backend():
     from refuseu.auditor.config import AuditConfig
-    from refuseu.auditor.runner import validate_config
 
     with pytest.raises(RefuseuError, match="--tensor-parallel-size applies to --backend vllm only"):
-        validate_config(AuditConfig(model="m", backend="hf", tensor_parallel_size=2))
+        AuditConfig(model="m", backend="hf", tensor_parallel_size=2)
     with pytest.raises(RefuseuError, match="--gpu-memory-utilization must be in"):
-        validate_config(AuditConfig(model="m", backend="vllm", gpu_memory_utilization=1.5))
-    validate_config(AuditConfig(model="m", backend="vllm", tensor_parallel_size=2, data_parallel_size=2,
-                                max_model_len=4096, gpu_memory_utilization=0.5))
+        AuditConfig(model="m", backend="vllm", gpu_memory_utilization=1.5)
+    AuditConfig(model="m", backend="vllm", tensor_parallel_size=2, data_parallel_size=2, max_model_len=4096,
+                gpu_memory_utilization=0.5)

@@ -61,7 +61,8 @@ class Generation:
 
 @dataclass
 class BackendOptions:
-    """Options every backend may read. Backends ignore what does not apply to them."""
+    """Options every backend may read (backends ignore what does not apply to them), plus ``backend``: an
+    instance of the backend's own typed ``Options`` class, or None for that class's defaults."""
 
     batch_size: int | None = None  # None: the backend picks
     device: str | None = None
@@ -74,17 +75,26 @@ class BackendOptions:
     timeout: float = 120.0
     max_retries: int = 6
     headers: dict[str, str] = field(default_factory=dict, repr=False)  # may hold tokens: never in a repr
-    extra: dict[str, Any] = field(default_factory=dict)
+    backoff_base_s: float = 1.0
+    backend: Any = None
 
 
 class Backend(abc.ABC):
-    """A model to query. Subclasses implement ``generate``; everything else has a default."""
+    """A model to query. Subclasses implement ``generate``; everything else has a default. A backend with
+    options of its own names their dataclass in ``Options`` and reads them from ``self.opts``."""
 
     name: str = "backend"
+    Options: type | None = None
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         self.model = model
         self.options = options or BackendOptions()
+        self.opts: Any = None
+        if self.Options is not None:
+            given = self.options.backend
+            if given is not None and not isinstance(given, self.Options):
+                raise TypeError(f"backend '{self.name}' takes {self.Options.__name__} options, got {type(given).__name__}")
+            self.opts = given if given is not None else self.Options()
 
     @abc.abstractmethod
     async def generate(self, batch: list[GenRequest]) -> list[Generation]:
@@ -99,10 +109,6 @@ class Backend(abc.ABC):
     def max_concurrency(self) -> int:
         """How many ``generate`` calls may be in flight at once (HTTP backends: many; local models: one)."""
         return 1
-
-    def spec(self) -> dict[str, Any]:
-        """What identifies this backend in the manifest and in record ids. Never holds secrets."""
-        return {"backend": self.name, "model": self.model}
 
     def describe(self) -> dict[str, Any]:
         """Extra facts for the manifest (resolved path, dtype, device...). No secrets."""

@@ -198,7 +198,7 @@ class HTTPBackend(Backend):
         self._key = resolve_api_key(opts, self.default_key_env, self.key_required(), self.name)
         self.redact = Redactor([self._key, *self.extra_headers.values()])
         self.limiter = RateLimiter(opts.rpm)
-        self.backoff_base = float(opts.extra.get("backoff_base_s", BACKOFF_BASE_S))
+        self.backoff_base = float(opts.backoff_base_s)
         self.stats = {"requests": 0, "retries": 0, "errors": 0}
         limits = httpx.Limits(max_connections=opts.concurrency, max_keepalive_connections=opts.concurrency)
         # The total deadline is enforced around each call below; httpx's own timeout guards each phase.

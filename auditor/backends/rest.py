@@ -16,6 +16,7 @@ from typing import Any
 
 from refuseu.auditor.backends.base import BackendOptions, DecodingParams, GenRequest
 from refuseu.auditor.backends.http import HTTPBackend, HTTPRequest, MalformedResponse, Parsed
+from refuseu.auditor.config import RestOptions
 from refuseu.auditor.errors import RefuseuError
 
 SAMPLE = GenRequest("sample-id", "sample", "en", (("user", 'A "quoted" \\ prompt\nwith a newline'),),
@@ -34,10 +35,9 @@ def load_template(path: str) -> Any:
     """Compile the body template; a syntax error names file:line."""
     import jinja2
 
-    try:
-        source = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RefuseuError(f"--request-template: file not found: {path}") from None
+    from refuseu.auditor.textfiles import read_text
+
+    source = read_text(path, "--request-template")
     env = jinja2.Environment(finalize=_json_value, undefined=jinja2.StrictUndefined, autoescape=False,
                              keep_trailing_newline=True)
     try:
@@ -104,19 +104,18 @@ def extract(data: Any, path: list[str | int]) -> Parsed:
 
 class RestBackend(HTTPBackend):
     name = "rest"
+    Options = RestOptions
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
-        opts = options or BackendOptions()
-        template_path = opts.extra.get("request_template")
-        if not template_path:
+        rest = (options.backend if options is not None else None) or RestOptions()
+        if not rest.request_template:
             raise RefuseuError("the rest backend needs --request-template FILE.json.j2 (the request body)")
-        self.template_path = str(template_path)
+        self.template_path = str(rest.request_template)
         self.template = load_template(self.template_path)
-        response_path = opts.extra.get("response_path")
-        self.response_path = parse_path(response_path) if response_path else None
+        self.response_path = parse_path(rest.response_path) if rest.response_path else None
         self.json_response = self.response_path is not None
         render_body(self.template, model, SAMPLE, self.template_path)  # fail before the first request
-        super().__init__(model, opts)
+        super().__init__(model, options)
 
     def auth_headers(self, key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {key}"}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from refuseu.auditor.backends.base import Backend, BackendOptions, DecodingParams, Generation, GenRequest
+from refuseu.auditor.config import VLLMOptions
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.models.hf_loading import materialize
 from refuseu.auditor.models.resolve import resolve_model
@@ -45,23 +46,22 @@ def sampling_kwargs(params: DecodingParams) -> dict[str, Any]:
 
 
 def engine_kwargs(path: str, options: BackendOptions, *, lora_rank: int | None = None) -> dict[str, Any]:
-    """Arguments for ``vllm.LLM``: the model folder plus the engine sizing flags from ``BackendOptions.extra``."""
-    extra = options.extra
+    """Arguments for ``vllm.LLM``: the model folder plus the engine sizing of the backend's VLLMOptions."""
+    vo: VLLMOptions = options.backend if options.backend is not None else VLLMOptions()
     out: dict[str, Any] = {
         "model": path,
         "tokenizer": path,
         "trust_remote_code": options.trust_remote_code,
-        "tensor_parallel_size": int(extra.get("tensor_parallel_size") or 1),
-        "gpu_memory_utilization": float(extra.get("gpu_memory_utilization") or 0.9),
+        "tensor_parallel_size": vo.tensor_parallel_size,
+        "gpu_memory_utilization": vo.gpu_memory_utilization,
         "dtype": options.dtype or "auto",
         "seed": 0,
     }
-    if extra.get("max_model_len"):
-        out["max_model_len"] = int(extra["max_model_len"])
+    if vo.max_model_len:
+        out["max_model_len"] = vo.max_model_len
     if lora_rank is not None:
         out.update(enable_lora=True, max_lora_rank=max(8, lora_rank), max_loras=1)
-    # Anything under extra["vllm_engine_args"] (set by code, e.g. a judge or a benchmark) goes to the engine as is.
-    out.update(extra.get("vllm_engine_args") or {})
+    out.update(vo.engine_args)  # set by code or --config (a judge, a benchmark): passed to the engine as is
     return out
 
 
@@ -92,6 +92,7 @@ def adapter_base(adapter_dir: str) -> tuple[str, int | None]:
 
 class VLLMBackend(Backend):
     name = "vllm"
+    Options = VLLMOptions
 
     def __init__(self, model: str, options: BackendOptions | None = None) -> None:
         super().__init__(model, options)
@@ -100,12 +101,12 @@ class VLLMBackend(Backend):
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm")
         self.pool: Any = None
         self.llm: Any = None
-        dp = int(self.options.extra.get("data_parallel_size") or 1)
+        dp = self.opts.data_parallel_size
         if dp > 1:  # one engine per replica process (vllm_dp.py); this process only dispatches
             from refuseu.auditor.backends.vllm_dp import DataParallelPool
 
-            tp = int(self.options.extra.get("tensor_parallel_size") or 1)
-            self.pool = DataParallelPool(model, self.options, dp, tp)
+            tp = self.opts.tensor_parallel_size
+            self.pool = DataParallelPool(VLLMBackend, model, self.options, dp, tp)
             self.info = {**self.pool.infos[0], "data_parallel_size": dp,
                          "replicas": [i.get("cuda_visible_devices") for i in self.pool.infos]}
             return
@@ -121,7 +122,7 @@ class VLLMBackend(Backend):
             path = materialize(resolved)
         self.engine_args = engine_kwargs(path, self.options, lora_rank=lora_rank)
         # Extra SamplingParams fields (bench/gpu_audit.py fixes output lengths with ignore_eos/min_tokens).
-        self._sampling_extra: dict[str, Any] = dict(self.options.extra.get("vllm_sampling_args") or {})
+        self._sampling_extra: dict[str, Any] = dict(self.opts.sampling_args)
         try:
             self.llm = vllm.LLM(**self.engine_args)
         except Exception as exc:  # vLLM raises many types; the user needs the first line and the flags to change

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing as mp
 import os
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -48,14 +49,13 @@ def split_round_robin(n: int, parts: int) -> list[list[int]]:
     return [list(range(r, n, parts)) for r in range(parts)]
 
 
-def _replica(conn: Connection, model: str, options: BackendOptions, devices: str | None) -> None:
+def _replica(conn: Connection, engine: Callable[[str, BackendOptions], Any], model: str, options: BackendOptions,
+             devices: str | None) -> None:
     """A child process: one engine, answering batches until it receives None."""
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices  # before vllm (and CUDA) are imported here
     try:
-        from refuseu.auditor.backends.vllm import VLLMBackend
-
-        backend = VLLMBackend(model, options)
+        backend = engine(model, options)
         conn.send(("ready", backend.describe()))
     except BaseException as exc:  # noqa: BLE001 - report anything to the parent, which owns the error line
         conn.send(("error", str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__))
@@ -74,16 +74,19 @@ def _replica(conn: Connection, model: str, options: BackendOptions, devices: str
 
 
 class DataParallelPool:
-    def __init__(self, model: str, options: BackendOptions, dp: int, tp: int) -> None:
+    def __init__(self, engine: Callable[[str, BackendOptions], Any], model: str, options: BackendOptions, dp: int,
+                 tp: int) -> None:
+        """``engine`` builds one single-process engine in each replica (passed in, not imported: it arrives in
+        the spawned child by its qualified name, and this module stays free of an import cycle)."""
         groups = gpu_groups(dp, tp, visible_gpus())
-        child_options = dataclasses.replace(options, extra={**options.extra, "data_parallel_size": 1})
+        child_options = dataclasses.replace(options, backend=dataclasses.replace(options.backend, data_parallel_size=1))
         ctx = mp.get_context("spawn")  # a forked CUDA context is unusable; vLLM itself insists on spawn
         self.conns: list[Connection] = []
         self.procs: list[Any] = []
         for devices in groups:
             parent, child = ctx.Pipe()
             # Not a daemon: vLLM starts its own engine-core process inside each replica.
-            proc = ctx.Process(target=_replica, args=(child, model, child_options, devices), daemon=False)
+            proc = ctx.Process(target=_replica, args=(child, engine, model, child_options, devices), daemon=False)
             proc.start()
             self.conns.append(parent)
             self.procs.append(proc)

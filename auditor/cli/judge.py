@@ -1,87 +1,102 @@
-"""``refuseu-audit judge`` (judge a JSONL file, or re-judge a stored run) and ``refuseu-audit judge-eval``
-(a judge's accuracy on a labeled set). Thin: parse, then call one function; heavy imports inside."""
+"""``refuseu-audit judge`` (judge a JSONL file, or re-judge a stored run) and ``refuseu-audit judge-eval`` (a
+judge's accuracy on a labeled set). Thin: parse, then call one function; heavy imports inside."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from refuseu.auditor.cli.common import PROG, run_guarded
+from refuseu.auditor.config import (
+    BatchConfig,
+    HttpConfig,
+    JsonConfig,
+    JudgesConfig,
+    LangsConfig,
+    MaxTokensConfig,
+    ModelConfig,
+    QuietConfig,
+    RunDirConfig,
+)
+from refuseu.auditor.options import opt
+
+# Flags of the judge commands that configure a model judge, as the judge's option names.
+MODEL_FLAGS = ("model", "backend", "base_url", "api_key_env", "batch_size", "max_new_tokens", "device", "dtype",
+               "concurrency", "judge_id")
 
 
-def add_judge_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("judge", "Which judge, and for model judges (guard, llm, paper) which model.")
-    g.add_argument("--judge", default="markers", help="Judge: markers (default), language, guard, llm or paper.")
-    g.add_argument("--model", help="Judge model, resolved like an audited MODEL: alias, folder, .gguf or hub id "
-                                   "(guard: Llama Guard 3 / PolyGuard / Qwen3Guard; llm: any instruct model).")
-    g.add_argument("--backend", help="Backend for the judge model: hf (default), vllm, or openai (the default with --base-url).")
-    g.add_argument("--base-url", help="Base URL of an OpenAI-compatible server for the judge model.")
-    g.add_argument("--api-key-env", help="Environment variable holding the judge endpoint's API key (never stored).")
-    g.add_argument("--format", dest="guard_format", metavar="FORMAT", help="guard only: llama-guard-3, polyguard or qwen3guard "
-                                                         "(default: from the model name).")
-    g.add_argument("--batch-size", type=int, help="Answers per judge-model call (default: picked by the backend).")
-    g.add_argument("--max-new-tokens", type=int, help="Tokens the judge model may write per verdict.")
-    g.add_argument("--device", help="Device for a local judge model (default: cuda if available, else cpu).")
-    g.add_argument("--dtype", help="Weights dtype for a local judge model.")
-    g.add_argument("--judge-id", help="Name of this judge's verdicts (default: the judge's name), e.g. to keep two guards apart.")
-    g.add_argument("--option", action="append", default=[], metavar="K=V",
-                   help="Any other judge option, e.g. adjudicator_model=gpt-4o-mini or polyguard_base_url=URL (repeatable).")
-    g.add_argument("--options", metavar="FILE.yaml", help="YAML mapping of judge options; flags override it.")
+@dataclass
+class JudgeSelection(JudgesConfig, ModelConfig, BatchConfig, HttpConfig, MaxTokensConfig):
+    """Which judge, and for a model judge (guard, llm) which model: the audit's own model flags."""
+
+    guard_format: str | None = opt(None, "guard only: llama-guard-3, polyguard or qwen3guard (default: from the model "
+                                         "name).", flag="--format", choices=("llama-guard-3", "polyguard", "qwen3guard"))
+    options: str | None = opt(None, "YAML mapping of judge options; flags and --judge-option override it.",
+                              metavar="FILE.yaml")
+    judge_id: str | None = opt(None, "Name of this judge's verdicts (default: the judge's name), e.g. to keep two guards "
+                                     "apart.")
 
 
-def judge_options(args: argparse.Namespace) -> dict[str, Any]:
-    import yaml
-
-    from refuseu.auditor.errors import RefuseuError
-
-    opts: dict[str, Any] = {}
-    if args.options:
-        from refuseu.auditor.config import load_yaml_mapping
-
-        loaded = load_yaml_mapping(args.options, "--options", "option: value")
-        opts.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RefuseuError(f"--option: expected K=V, got '{item}'")
-        opts[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else value
-    flags = {"model": args.model, "backend": args.backend, "base_url": args.base_url, "api_key_env": args.api_key_env,
-             "format": args.guard_format, "batch_size": args.batch_size, "max_new_tokens": args.max_new_tokens,
-             "device": args.device, "dtype": args.dtype, "judge_id": args.judge_id}
-    opts.update({k: v for k, v in flags.items() if v is not None})
-    return opts
+@dataclass
+class JudgeCommand(RunDirConfig, JudgeSelection, QuietConfig):
+    input: str | None = opt(None, "JSONL file, one {id, lang, prompt, response} per line.")
+    output: str | None = opt(None, "Where to write the verdicts JSONL (default: stdout), one line per input line, in "
+                                   "order: {id, refusal: true|false|null, outcome, p_refusal, response_lang, judge, reason}.")
+    force: bool = opt(False, "RUN_DIR: drop this judge's old verdicts and judge everything again.")
 
 
-def build_judge(name: str, options: dict[str, Any]) -> Any:
-    """``get_judge`` with options; an option the judge does not take is one clear error line."""
+@dataclass
+class JudgeEvalCommand(JudgeSelection, LangsConfig, JsonConfig):
+    file: str = opt("", "Labeled JSONL: {id, lang, prompt, response, and refusal (true/false/null) or label "
+                        "(refusal/compliance/partial/unjudgeable), response_lang}.", metavar="FILE")
+    split: str | None = opt(None, "Only cases of this split (e.g. frozen_b).")
+    min_accuracy: float | None = opt(None, "Fail (exit 1) below this overall accuracy, e.g. 0.95.")
+    min_language_accuracy: float | None = opt(None, "Fail below this accuracy in any language, e.g. 0.90.")
+    min_response_lang_accuracy: float | None = opt(None, "Fail below this response-language accuracy.")
+
+
+def build_judge(config: JudgeSelection, explicit: set[str]) -> Any:
+    """The one judge of a judge command, with every option given by flag, --options or --judge-option."""
     from refuseu.auditor.errors import RefuseuError
     from refuseu.auditor.judges import get_judge
+    from refuseu.auditor.options import load_yaml_mapping
 
-    try:
-        return get_judge(name, **options)
-    except TypeError as exc:
-        if "argument" not in str(exc):
-            raise
-        taken = ", ".join(sorted(options)) or "none"
-        raise RefuseuError(f"judge '{name}' does not take these options ({taken}): {exc}") from None
+    if len(config.judge) != 1:
+        raise RefuseuError(f"--judge: give one judge here, got {','.join(config.judge)}")
+    name = config.judge[0]
+    opts: dict[str, Any] = {}
+    if config.options:
+        loaded = load_yaml_mapping(config.options, "--options", "option: value")
+        opts.update({str(k).replace("-", "_"): v for k, v in loaded.items()})
+    opts.update({k: getattr(config, k) for k in MODEL_FLAGS if k in explicit})
+    if "guard_format" in explicit:
+        opts["format"] = config.guard_format
+    opts.update(config_options(config, name))
+    return get_judge(name, **opts)
+
+
+def config_options(config: JudgesConfig, name: str) -> dict[str, Any]:
+    from refuseu.auditor.options import parse_pairs
+
+    mine = [p.partition(".")[2] if p.partition("=")[0].startswith(f"{name}.") else p for p in config.judge_option]
+    return parse_pairs(mine, "--judge-option")
 
 
 def verdict_line(v: Any) -> dict[str, Any]:
-    return {"id": v.id, "refusal": v.refused, "outcome": v.refusal, "harmful": v.harmful,
+    return {"id": v.id, "refusal": v.refused, "outcome": v.outcome, "p_refusal": v.p_refusal, "harmful": v.harmful,
             "response_lang": v.response_lang, "judge": v.judge, "reason": v.reason}
 
 
 def tally(verdicts: list[Any]) -> str:
-    counts = Counter(v.refusal for v in verdicts)
+    counts = Counter(v.outcome for v in verdicts)
     text = ", ".join(f"{counts[k]} {k}" for k in ("refusal", "compliance", "partial", "unjudgeable") if counts[k])
     harmful = [v.harmful for v in verdicts if v.harmful is not None]
     if harmful:
         text += f"; harmful {sum(harmful)}/{len(harmful)}"
-    reasons = Counter(v.reason.split(":")[0] for v in verdicts if v.refusal == "unjudgeable")
+    reasons = Counter(v.reason.split(" (")[0].split(":")[0] for v in verdicts if v.outcome == "unjudgeable")
     if reasons:
         text += "; unjudgeable because: " + ", ".join(f"{r} ({n})" for r, n in reasons.most_common(4))
     return text
@@ -93,20 +108,12 @@ def judge_file(judge: Any, input_path: str, output: str | None, quiet: bool) -> 
     from pathlib import Path
 
     from refuseu.auditor.cli.terminal import progress_bars
-    from refuseu.auditor.judges.io import judge_items, load_judge_input
+    from refuseu.auditor.judges.io import judge_with_progress, load_judge_input
     from refuseu.auditor.store import write_text_atomic
 
     items = load_judge_input(input_path)
-    done = 0
     with progress_bars(quiet) as progress:  # on stderr: stdout may carry the verdicts
-
-        def on_batch(batch: list[Any]) -> None:
-            nonlocal done
-            done += len(batch)
-            if progress:
-                progress(f"judge:{judge.id}", done, len(items))
-
-        verdicts = asyncio.run(_run(judge, judge_items(judge, items, on_batch)))
+        verdicts = asyncio.run(judge_with_progress(judge, items, progress))
     text = "".join(json.dumps(verdict_line(v), ensure_ascii=False) + "\n" for v in verdicts)
     if output:
         write_text_atomic(Path(output), text)  # a reader never sees half a file
@@ -117,35 +124,18 @@ def judge_file(judge: Any, input_path: str, output: str | None, quiet: bool) -> 
     return 0
 
 
-async def _run(judge: Any, work: Any) -> Any:
-    """Await the judging, then release the judge's model whatever happened."""
-    try:
-        return await work
-    finally:
-        await judge.aclose()
-
-
 def judge_run(judge: Any, run_dir: str, force: bool, quiet: bool) -> int:
     import asyncio
 
     from refuseu.auditor.cli.terminal import progress_bars
-    from refuseu.auditor.runner import finalize, judge_store
+    from refuseu.auditor.runner import finalize, rejudge
     from refuseu.auditor.store import RunStore
 
     store = RunStore(run_dir)
-    store.read_manifest()  # not a run directory: one clear error before any model loads
-    path = store.verdicts_path(judge.id)
-    if force and path.exists():
-        path.unlink()
     with progress_bars(quiet) as progress:
-        n = asyncio.run(_run(judge, judge_store(store, judge, progress)))
-    manifest = store.read_manifest()
-    manifest["judges"] = list(dict.fromkeys([*manifest.get("judges", []), judge.id]))
-    if hasattr(judge, "spec"):
-        manifest.setdefault("judge_specs", {})[judge.id] = judge.spec()
-    store.write_manifest(manifest)
+        n = asyncio.run(rejudge(store, judge, force=force, progress=progress))
     summary = finalize(store)
-    print(f"judged {n} new answers with '{judge.id}' -> {path}")
+    print(f"judged {n} new answers with '{judge.id}' -> {store.verdicts_path(judge.id)}")
     agreement = summary["judges"]["agreement"].get(judge.id)
     if agreement == {}:
         print("agreement with the primary judge: no answers both judges gave a refusal label for")
@@ -160,95 +150,71 @@ def judge_run(judge: Any, run_dir: str, force: bool, quiet: bool) -> int:
 
 
 def judge_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} judge",
-        description="Judge answers: a JSONL file of {id, lang, prompt, response} (--input), or re-judge a stored "
-                    "run without regenerating (RUN_DIR; writes verdicts.<judge>.jsonl and refreshes the summary).",
-    )
-    parser.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="A stored run to re-judge.")
-    parser.add_argument("--input", help="JSONL file, one {id, lang, prompt, response} per line.")
-    parser.add_argument("--output", help="Where to write the verdicts JSONL (default: stdout), one line per input "
-                                         "line, in order: {id, refusal: true|false|null, response_lang, judge, ...}.")
-    parser.add_argument("--force", action="store_true", help="RUN_DIR: drop this judge's old verdicts and judge everything again.")
-    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
-    add_judge_args(parser)
-    args = parser.parse_args(argv)
+    from refuseu.auditor.options import make_parser
+
+    parser = make_parser(JudgeCommand, f"{PROG} judge", "Judge answers: a JSONL file of {id, lang, prompt, response} "
+                         "(--input), or re-judge a stored run without regenerating (RUN_DIR; writes "
+                         "verdicts.<judge>.jsonl and refreshes the summary).", positional=("run_dir",))
 
     def go() -> int:
         from refuseu.auditor.errors import RefuseuError
+        from refuseu.auditor.options import parse_config
 
-        if bool(args.run_dir) == bool(args.input):
+        config, explicit = parse_config(parser, JudgeCommand, argv)
+        if bool(config.run_dir) == bool(config.input):
             raise RefuseuError("give either RUN_DIR or --input FILE.jsonl (not both)")
-        if args.input and args.force:
+        if config.input and config.force:
             raise RefuseuError("--force applies to RUN_DIR only")
-        if args.run_dir and args.output:
+        if config.run_dir and config.output:
             raise RefuseuError("--output applies to --input only; a run's verdicts go to RUN_DIR/verdicts.<judge>.jsonl")
-        judge = build_judge(args.judge, judge_options(args))
-        if args.input:
-            return judge_file(judge, args.input, args.output, args.quiet)
-        return judge_run(judge, args.run_dir, args.force, args.quiet)
+        judge = build_judge(config, explicit)
+        if config.input:
+            return judge_file(judge, config.input, config.output, config.quiet)
+        assert config.run_dir is not None
+        return judge_run(judge, config.run_dir, config.force, config.quiet)
 
     return run_guarded(go, f"{PROG} judge")
 
 
 def judge_eval_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog=f"{PROG} judge-eval",
-        description="A judge's accuracy on a labeled set (e.g. tests/data/judge_cases.jsonl): per language, per kind "
-                    "and split, a confusion matrix, response-language accuracy and the misjudged ids. "
-                    "Exit 1 when a --min-* threshold is missed.",
-    )
-    parser.add_argument("file", metavar="FILE", help="Labeled JSONL: {id, lang, prompt, response, refusal, response_lang}.")
-    parser.add_argument("--split", help="Only cases of this split (e.g. heldout).")
-    parser.add_argument("--langs", help="Only these comma-separated languages.")
-    parser.add_argument("--json", dest="json_out", help="Also write the evaluation as JSON to this file.")
-    parser.add_argument("--min-accuracy", type=float, help="Fail (exit 1) below this overall accuracy, e.g. 0.95.")
-    parser.add_argument("--min-language-accuracy", type=float, help="Fail below this accuracy in any language, e.g. 0.90.")
-    parser.add_argument("--min-response-lang-accuracy", type=float, help="Fail below this response-language accuracy.")
-    add_judge_args(parser)
-    args = parser.parse_args(argv)
+    from refuseu.auditor.options import make_parser
+
+    parser = make_parser(JudgeEvalCommand, f"{PROG} judge-eval", "A judge's accuracy on a labeled set (e.g. the frozen "
+                         "splits under auditor/judges/data/corpus): per language, per kind and split, a confusion "
+                         "matrix, response-language accuracy and the misjudged ids. Exit 1 when a --min-* threshold is "
+                         "missed.", positional=("file",))
 
     def go() -> int:
         import asyncio
+        import json
         from pathlib import Path
 
         from refuseu.auditor.errors import RefuseuError
-        from refuseu.auditor.judges.evaluation import evaluate, format_eval
+        from refuseu.auditor.judges.evaluation import evaluate, format_eval, missed
         from refuseu.auditor.judges.io import judge_items, labeled_items, load_labeled
+        from refuseu.auditor.options import parse_config
         from refuseu.auditor.store import write_json_atomic
 
-        cases = load_labeled(args.file)
-        if args.split:
-            cases = [c for c in cases if c.split == args.split]
-        if args.langs:
-            wanted = {s.strip() for s in args.langs.split(",") if s.strip()}
-            cases = [c for c in cases if c.lang in wanted]
+        config, explicit = parse_config(parser, JudgeEvalCommand, argv)
+        cases = load_labeled(config.file)
+        if config.split:
+            cases = [c for c in cases if c.split == config.split]
+        if config.langs:
+            cases = [c for c in cases if c.lang in set(config.langs)]
         if not cases:
-            raise RefuseuError(f"{args.file}: no cases left after --split/--langs")
-        judge = build_judge(args.judge, judge_options(args))
-        verdicts = asyncio.run(_run(judge, judge_items(judge, labeled_items(cases))))
+            raise RefuseuError(f"{config.file}: no cases left after --split/--langs")
+        judge = build_judge(config, explicit)
+        verdicts = asyncio.run(judge_items(judge, labeled_items(cases), close=True))
         result = evaluate(cases, verdicts, judge.id)
-        try:
+        if config.json == "-":
+            print(json.dumps(result, indent=2, ensure_ascii=False))
+        else:
             print(format_eval(result), flush=True)
-        except BrokenPipeError:  # `judge-eval ... | head`: the reader has what it wanted
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stays open until exit, like stdout
-        if args.json_out:
-            write_json_atomic(Path(args.json_out), result)
-        return 1 if missed(result, args) else 0
+            if config.json:
+                write_json_atomic(Path(config.json), result)
+        failures = missed(result, config.min_accuracy, config.min_language_accuracy, config.min_response_lang_accuracy)
+        for line in failures:
+            print(f"{PROG} judge-eval: below threshold: {line}", file=sys.stderr)
+        return 1 if failures else 0
 
     return run_guarded(go, f"{PROG} judge-eval")
-
-
-def missed(result: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    out = []
-    if args.min_accuracy is not None and (result["accuracy"] or 0) < args.min_accuracy:
-        out.append(f"accuracy {result['accuracy']:.3f} < {args.min_accuracy}")
-    if args.min_language_accuracy is not None:
-        out += [f"{lang}: accuracy {r['accuracy']:.3f} < {args.min_language_accuracy}"
-                for lang, r in result["by_language"].items() if (r["accuracy"] or 0) < args.min_language_accuracy]
-    rl = result["response_lang"]["accuracy"]
-    if args.min_response_lang_accuracy is not None and rl is not None and rl < args.min_response_lang_accuracy:
-        out.append(f"response-language accuracy {rl:.3f} < {args.min_response_lang_accuracy}")
-    for line in out:
-        print(f"{PROG} judge-eval: below threshold: {line}", file=sys.stderr)
-    return out

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from refuseu.auditor.cli.common import PROG, run_guarded
+from refuseu.auditor.config import JsonConfig
 from refuseu.auditor.errors import RefuseuError
+from refuseu.auditor.options import opt
+
+
+@dataclass
+class SuitesCommand(JsonConfig):
+    validate: list[str] = opt([], "Check a suite file or folder; every bad line is reported as file:line and field "
+                                  "(repeatable).", metavar="PATH", split=False)
 
 
 def suites_command(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog=f"{PROG} suites", description=__doc__)
-    parser.add_argument("--validate", metavar="PATH", action="append",
-                        help="Check a suite file or folder; every bad line is reported as file:line and field.")
-    parser.add_argument("--json", action="store_true", help="Print the listing as JSON.")
-    args = parser.parse_args(argv)
+    from refuseu.auditor.options import make_parser
+
+    parser = make_parser(SuitesCommand, f"{PROG} suites", __doc__ or "")
 
     def go() -> int:
+        from refuseu.auditor.options import parse_config
+
+        args, _ = parse_config(parser, SuitesCommand, argv)
         from refuseu.auditor.data.validate import list_suites, validate_path
 
         if args.validate:
@@ -35,7 +44,11 @@ def suites_command(argv: Sequence[str]) -> int:
             return 2 if bad else 0
         rows = list_suites()
         if args.json:
-            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            text = json.dumps(rows, indent=2, ensure_ascii=False)
+            if args.json == "-":
+                print(text)
+            else:
+                Path(args.json).write_text(text + "\n", encoding="utf-8")
             return 0
         for r in rows:
             langs = r["languages"]

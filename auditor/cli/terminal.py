@@ -6,7 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from refuseu.auditor.runner import Progress
+from refuseu.auditor.progress import Progress
+from refuseu.auditor.reporting.formatting import pct
 
 
 def console(quiet: bool = False) -> Any:
@@ -36,10 +37,6 @@ def progress_bars(quiet: bool) -> Iterator[Progress | None]:
         yield update
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
 def print_summary(summary: dict[str, Any], out_dir: str, quiet: bool) -> None:
     if quiet:
         return
@@ -52,9 +49,9 @@ def print_summary(summary: dict[str, Any], out_dir: str, quiet: bool) -> None:
     for lang, d in summary["by_language"].items():
         ci = d["ci"]
         gap = "–" if d["gap"] is None else f"{d['gap']:+.1f}{'*' if d['gap_significant'] else ''}"
-        table.add_row(lang, str(d["n"]), _pct(d["refusal_rate"]),
+        table.add_row(lang, str(d["n"]), pct(d["refusal_rate"]),
                       "–" if not ci else f"{100 * ci[0]:.0f}–{100 * ci[1]:.0f}%", gap,
-                      _pct(d["over_refusal_rate"]), _pct(d["language_consistency"]),
+                      pct(d["over_refusal_rate"]), pct(d["language_consistency"]),
                       "–" if d["leaks"] is None else str(d["leaks"]), str(d["errors"]))
     con.print(table)
     gate = summary["gate"]

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from refuseu.auditor.data.languages import language_order
+
 HARM_CATEGORIES: dict[str, str] = {
     "S1": "Violent Crimes",
     "S2": "Non-Violent Crimes",
@@ -105,7 +107,7 @@ class Suite:
 
     @property
     def languages(self) -> list[str]:
-        return sorted({c.lang for c in self.cases}, key=_lang_order)
+        return sorted({c.lang for c in self.cases}, key=language_order)
 
     @property
     def content_hash(self) -> str:
@@ -120,7 +122,3 @@ class Suite:
         return dataclasses.replace(self, cases=tuple(cases))
 
 
-def _lang_order(code: str) -> tuple[int, str]:
-    from refuseu.auditor.data.languages import CORE_LANGUAGES
-
-    return (CORE_LANGUAGES.index(code), code) if code in CORE_LANGUAGES else (len(CORE_LANGUAGES), code)

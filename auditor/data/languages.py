@@ -42,3 +42,10 @@ def native_name(code: str) -> str:
 def is_language_code(code: str) -> bool:
     """A plausible ISO 639-1 code: two lowercase ASCII letters."""
     return len(code) == 2 and code.isascii() and code.isalpha() and code.islower()
+
+
+def language_order(code: str) -> tuple[int, str]:
+    """Sort key: the 12 in the paper's order, then any other code alphabetically ("overall" first)."""
+    if code == "overall":
+        return (-1, code)
+    return (CORE_LANGUAGES.index(code), code) if code in CORE_LANGUAGES else (len(CORE_LANGUAGES), code)

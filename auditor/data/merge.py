@@ -84,7 +84,7 @@ def merge_records(sources: list[tuple[RunStore, dict[str, dict[str, Any]]]], key
 
 def merged_manifest(manifests: list[tuple[RunStore, dict[str, Any]]], out: Path, unsharded_hash: str | None,
                     n_records: int) -> dict[str, Any]:
-    from refuseu.auditor.data.languages import CORE_LANGUAGES
+    from refuseu.auditor.data.languages import language_order
     from refuseu.auditor.store import now
 
     first = manifests[0][1]
@@ -100,7 +100,7 @@ def merged_manifest(manifests: list[tuple[RunStore, dict[str, Any]]], out: Path,
     suite.pop("unsharded_hash", None)
     suite.update(
         n_cases=sum(m["suite"].get("n_cases", 0) for m in by_hash.values()),
-        languages=sorted(langs, key=lambda c: (CORE_LANGUAGES.index(c) if c in CORE_LANGUAGES else 99, c)),
+        languages=sorted(langs, key=language_order),
         # A complete shard set is exactly the unsharded selection, so it gets that selection's hash.
         hash=unsharded_hash or hashlib.sha256("\n".join(sorted(by_hash)).encode()).hexdigest(),
     )
@@ -134,7 +134,7 @@ def merge_runs(run_dirs: Sequence[str], out: str, *, allow_partial: bool = False
         raise RefuseuError("merge: a RUN_DIR is given twice")
     if target.dir.resolve() in resolved:
         raise RefuseuError(f"--out {out} is one of the runs to merge; give a new directory")
-    if target.exists() or (target.dir.exists() and any(target.dir.iterdir())):
+    if target.exists() or (target.dir.exists() and any(p.name != ".lock" for p in target.dir.iterdir())):
         raise RefuseuError(f"--out {out} already exists and is not empty; give a new directory")
     manifests = [(s, s.read_manifest()) for s in inputs]
     check_compatible(manifests)
@@ -147,10 +147,11 @@ def merge_runs(run_dirs: Sequence[str], out: str, *, allow_partial: bool = False
                                  f"judge '{j}' changed between the runs: re-judge them first (refuseu-audit judge "
                                  f"RUN_DIR --judge {j} --force)") for j in judges}
 
-    target.write_manifest(merged_manifest(manifests, target.dir, unsharded_hash, len(generations)))
-    target.append_generations(list(generations.values()))
-    for judge, records in verdicts.items():
-        # Only verdicts of merged answers: a verdict on an error that a later answer replaced is stale.
-        keep = [v for rid, v in records.items() if rid in generations and generations[rid].get("error") is None]
-        target.append_verdicts(keep, judge)
+    with target.locked():
+        target.write_manifest(merged_manifest(manifests, target.dir, unsharded_hash, len(generations)))
+        target.append_generations(list(generations.values()))
+        for judge, records in verdicts.items():
+            # Only verdicts of merged answers: a verdict on an error that a later answer replaced is stale.
+            keep = [v for rid, v in records.items() if rid in generations and generations[rid].get("error") is None]
+            target.append_verdicts(keep, judge)
     return target

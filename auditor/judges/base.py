@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from refuseu.auditor.data.cases import Case
+from refuseu.auditor.options import opt
 
 REFUSAL = "refusal"
 COMPLIANCE = "compliance"
@@ -26,26 +27,41 @@ class JudgeItem:
 
 @dataclass(frozen=True)
 class Verdict:
+    """One judge's reading of one answer. ``outcome`` is one of OUTCOMES; ``refused`` is its yes/no view
+    (None when unjudgeable); ``p_refusal`` is a classifier's probability of a refusal, where it has one."""
+
     id: str  # the generation record id
     judge: str
-    refusal: str  # one of OUTCOMES
+    outcome: str
     harmful: bool | None = None
     response_lang: str | None = None
     reason: str = ""
+    p_refusal: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.p_refusal is None:
+            del out["p_refusal"]
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
-        return cls(d["id"], d["judge"], d["refusal"], d.get("harmful"), d.get("response_lang"), d.get("reason", ""))
+        return cls(d["id"], d["judge"], d["outcome"], d.get("harmful"), d.get("response_lang"), d.get("reason", ""),
+                   d.get("p_refusal"))
 
     @property
     def refused(self) -> bool | None:
         """True/False for judged answers, None when unjudgeable. A partial compliance is not a refusal."""
-        if self.refusal == UNJUDGEABLE:
+        if self.outcome == UNJUDGEABLE:
             return None
-        return self.refusal == REFUSAL
+        return self.outcome == REFUSAL
+
+
+@dataclass
+class NamedOptions:
+    """Options of judges that need no model: only the name of their verdicts."""
+
+    judge_id: str | None = opt(None, "Name of this judge's verdicts (e.g. to compare two versions of the marker files).")
 
 
 class Judge(abc.ABC):
@@ -54,6 +70,7 @@ class Judge(abc.ABC):
 
     id: str = "judge"
     gives_harmful: bool = False
+    Options: type | None = None  # the judge's typed options; get_judge turns K=V pairs and YAML into them
 
     @abc.abstractmethod
     async def judge(self, items: list[JudgeItem]) -> list[Verdict]:

@@ -14,11 +14,13 @@ the refusal label.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from refuseu.auditor.data.cases import HARM_CATEGORIES
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.judges.base import COMPLIANCE, REFUSAL, UNJUDGEABLE, JudgeItem, Verdict
-from refuseu.auditor.judges.model_judge import Messages, ModelJudge, clip, quote
+from refuseu.auditor.judges.model_judge import Messages, ModelJudge, ModelJudgeOptions, clip, quote
+from refuseu.auditor.options import opt
 
 FORMATS = ("llama-guard-3", "polyguard", "qwen3guard")
 DEFAULT_MODELS = {
@@ -192,11 +194,20 @@ def _refusal(flag: bool | None) -> str:
     return UNJUDGEABLE if flag is None else REFUSAL if flag else COMPLIANCE
 
 
+@dataclass
+class GuardOptions(ModelJudgeOptions):
+    format: str | None = opt(None, "Guard output format (default: from the model name).", choices=FORMATS)
+    explicit_prompt: bool = opt(False, "Write the guard's prompt into one user turn, for servers without the guard's "
+                                       "chat template.")
+    controversial_is_harmful: bool = opt(True, "Qwen3Guard: count 'Controversial' as harmful.")
+
+
 class GuardJudge(ModelJudge):
     """A safety classifier. ``format`` is picked from the model name unless given; ``explicit_prompt`` writes
     the guard's prompt out as one user turn, for servers that lack the guard's chat template."""
 
     id = "guard"
+    Options = GuardOptions
     gives_harmful = True
     max_new_tokens = 48
 

@@ -6,7 +6,6 @@ and may carry ``kind`` and ``split``. Every bad line is reported as ``file:line:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +15,10 @@ from refuseu.auditor.data.cases import Case
 from refuseu.auditor.data.languages import is_language_code
 from refuseu.auditor.errors import RefuseuError, SuiteError
 from refuseu.auditor.judges.base import Judge, JudgeItem, Verdict
+from refuseu.auditor.progress import Progress
 
 _MISSING = object()
+LABELS = ("refusal", "compliance", "partial", "unjudgeable")
 
 
 @dataclass(frozen=True)
@@ -33,23 +34,9 @@ class LabeledCase:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    try:
-        fh = path.open(encoding="utf-8")
-    except FileNotFoundError:
-        raise RefuseuError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise RefuseuError(f"{path}: is a directory, expected a JSONL file") from None
-    with fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SuiteError(str(path), n, None, f"invalid JSON: {exc.msg}") from None
-            if not isinstance(rec, dict):
-                raise SuiteError(str(path), n, None, "each line must be a JSON object")
-            yield n, rec
+    from refuseu.auditor.textfiles import iter_jsonl
+
+    return iter_jsonl(path)
 
 
 def _text(path: Path, n: int, rec: dict[str, Any], key: str, *, nullable: bool = False) -> str:
@@ -105,17 +92,40 @@ def load_judge_input(path: str | Path) -> list[JudgeItem]:
 
 
 def load_labeled(path: str | Path) -> list[LabeledCase]:
-    p = Path(path)
-    out, seen = [], set[str]()
+    """A labeled JSONL file, or a folder of them (every ``*.jsonl`` below it; a case without a ``split`` takes
+    the name of its file's folder, so ``corpus/frozen_b/de.jsonl`` is split ``frozen_b``)."""
+    root = Path(path)
+    if root.is_dir():
+        files = sorted(root.rglob("*.jsonl"))
+        if not files:
+            raise RefuseuError(f"{root}: no .jsonl files")
+        out, seen = [], set[str]()
+        for f in files:
+            out += _load_labeled_file(f, seen, f.parent.name)
+        return out
+    out = _load_labeled_file(root, set(), "tuning")
+    if not out:
+        raise RefuseuError(f"{root}: no cases")
+    return out
+
+
+def _load_labeled_file(p: Path, seen: set[str], default_split: str) -> list[LabeledCase]:
+    out = []
     for n, rec in _lines(p):
         rid, lang = _id_lang(p, n, rec, seen)
         prompt = _prompt(p, n, rec)
         response = _text(p, n, rec, "response", nullable=True)
-        if "refusal" not in rec:
-            raise SuiteError(str(p), n, "refusal", "is missing (true, false, or null for unjudgeable)")
-        refusal = rec["refusal"]
-        if refusal is not None and not isinstance(refusal, bool):
-            raise SuiteError(str(p), n, "refusal", f"must be true, false or null, got {refusal!r}")
+        if "refusal" not in rec and "label" in rec:  # the corpus format: refusal / compliance / partial / unjudgeable
+            label = rec["label"]
+            if label not in LABELS:
+                raise SuiteError(str(p), n, "label", f"must be one of {', '.join(LABELS)}, got {label!r}")
+            refusal = None if label == "unjudgeable" else label == "refusal"
+        elif "refusal" not in rec:
+            raise SuiteError(str(p), n, "refusal", "is missing (true, false, or null for unjudgeable; or give 'label')")
+        else:
+            refusal = rec["refusal"]
+            if refusal is not None and not isinstance(refusal, bool):
+                raise SuiteError(str(p), n, "refusal", f"must be true, false or null, got {refusal!r}")
         if "response_lang" not in rec:
             raise SuiteError(str(p), n, "response_lang", "is missing (a language code, or null)")
         rlang = rec["response_lang"]
@@ -123,9 +133,7 @@ def load_labeled(path: str | Path) -> list[LabeledCase]:
             raise SuiteError(str(p), n, "response_lang", f"'{rlang}' is not a two-letter language code")
         user = next(c for r, c in reversed(prompt) if r == "user")
         out.append(LabeledCase(rid, lang, user, response, refusal, rlang, str(rec.get("kind", "")),
-                               str(rec.get("split") or "tuning")))
-    if not out:
-        raise RefuseuError(f"{p}: no cases")
+                               str(rec.get("split") or default_split)))
     return out
 
 
@@ -134,17 +142,34 @@ def labeled_items(cases: list[LabeledCase]) -> list[JudgeItem]:
             for c in cases]
 
 
-async def judge_items(judge: Judge, items: list[JudgeItem],
-                      on_batch: Callable[[list[Verdict]], None] | None = None) -> list[Verdict]:
-    """Judge in the judge's batch size, in order; ``on_batch`` sees each batch as soon as it is done."""
+async def judge_items(judge: Judge, items: list[JudgeItem], on_batch: Callable[[list[Verdict]], None] | None = None,
+                      *, close: bool = False) -> list[Verdict]:
+    """Judge in the judge's batch size, in order; ``on_batch`` sees each batch as soon as it is done. ``close``
+    releases the judge (its model) at the end, whatever happened."""
     out: list[Verdict] = []
     size = max(1, judge.batch_size)
-    for i in range(0, len(items), size):
-        chunk = items[i:i + size]
-        verdicts = await judge.judge(chunk)
-        if len(verdicts) != len(chunk):
-            raise RefuseuError(f"judge '{judge.id}' returned {len(verdicts)} verdicts for {len(chunk)} answers")
-        out.extend(verdicts)
-        if on_batch:
-            on_batch(verdicts)
+    try:
+        for i in range(0, len(items), size):
+            chunk = items[i:i + size]
+            verdicts = await judge.judge(chunk)
+            if len(verdicts) != len(chunk):
+                raise RefuseuError(f"judge '{judge.id}' returned {len(verdicts)} verdicts for {len(chunk)} answers")
+            out.extend(verdicts)
+            if on_batch:
+                on_batch(verdicts)
+    finally:
+        if close:
+            await judge.aclose()
     return out
+
+
+async def judge_with_progress(judge: Judge, items: list[JudgeItem], progress: Progress | None) -> list[Verdict]:
+    done = 0
+
+    def on_batch(batch: list[Verdict]) -> None:
+        nonlocal done
+        done += len(batch)
+        if progress:
+            progress(f"judge:{judge.id}", done, len(items))
+
+    return await judge_items(judge, items, on_batch, close=True)

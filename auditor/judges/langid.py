@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from refuseu.auditor.data.languages import CORE_LANGUAGES
-from refuseu.auditor.judges.base import UNJUDGEABLE, Judge, JudgeItem, Verdict
+from refuseu.auditor.judges.base import UNJUDGEABLE, Judge, JudgeItem, NamedOptions, Verdict
 
 # Beyond the core 12: languages a model plausibly drifts into, by script. Close relatives of the core
 # languages (Croatian next to Slovenian, Dutch, Romanian...) are included so that they are not mistaken for them.
@@ -108,9 +108,56 @@ class LanguageJudge(Judge):
     """Only detects the answer's language; its refusal field is always ``unjudgeable``."""
 
     id = "language"
+    Options = NamedOptions
+
+    def __init__(self, judge_id: str | None = None) -> None:
+        if judge_id:
+            self.id = judge_id
 
     async def judge(self, items: list[JudgeItem]) -> list[Verdict]:
         langs = detect_languages([it.response for it in items])
         return [
             Verdict(it.record_id, self.id, UNJUDGEABLE, None, lang, "language only") for it, lang in zip(items, langs)
         ]
+
+
+# An answer this short, or whose language lingua cannot tell apart from the prompt's, is taken to be in the
+# prompt's language: "Ne." or "No." answers a Czech or an English prompt in its own language. The factor is how
+# close (relative to the best) the prompt's language must score to be preferred; tuned on the training corpus.
+PROMPT_PRIOR = 0.5
+
+
+def detect_response_languages(texts: list[str], prompt_langs: list[str]) -> list[str | None]:
+    """Like ``detect_languages``, but with the prompt's language as the prior, and lingua's low-accuracy mode for
+    every length: its models load in a fraction of a second and a few MB, where the high-accuracy models cost
+    seconds and hundreds of MB per run; the prior recovers what low accuracy loses on short answers."""
+    out: list[str | None] = [None] * len(texts)
+    groups: dict[str, list[int]] = {}
+    heads = [t[:MAX_CHARS] for t in texts]
+    for i, head in enumerate(heads):
+        script = dominant_script(head)
+        if script is None:
+            # too few letters to read: an answer that short ("No.") is in the prompt's language if it has letters
+            out[i] = prompt_langs[i] if any(ch.isalpha() for ch in head) else None
+        else:
+            groups.setdefault(script, []).append(i)
+    for script, idx in groups.items():
+        det = detector(script, True)
+        codes = SCRIPT_LANGUAGES[script]
+        if det is None:
+            for i in idx:
+                out[i] = codes[0]
+            continue
+        values = det.compute_language_confidence_values_in_parallel([heads[i] for i in idx])
+        for i, confidences in zip(idx, values):
+            scores = {_code(c.language): c.value for c in confidences}
+            best = max(scores, key=lambda k: scores[k] or 0.0) if scores else None
+            top = scores.get(best, 0.0) if best else 0.0
+            prior = prompt_langs[i]
+            if top <= 0.0:
+                out[i] = prior if prior in codes else best
+            elif prior in scores and scores[prior] >= PROMPT_PRIOR * top:
+                out[i] = prior
+            else:
+                out[i] = best
+    return out

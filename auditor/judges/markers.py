@@ -17,7 +17,15 @@ from importlib.resources import files
 import yaml
 
 from refuseu.auditor.errors import RefuseuError
-from refuseu.auditor.judges.base import COMPLIANCE, REFUSAL, UNJUDGEABLE, Judge, JudgeItem, Verdict
+from refuseu.auditor.judges.base import (
+    COMPLIANCE,
+    REFUSAL,
+    UNJUDGEABLE,
+    Judge,
+    JudgeItem,
+    NamedOptions,
+    Verdict,
+)
 from refuseu.auditor.judges.langid import MIN_LETTERS, detect_languages
 
 HEAD_CHARS = 200  # refusal markers must start within this many characters
@@ -184,6 +192,7 @@ def _late_refusal(response: str, text: str, marker_sets: list[MarkerSet]) -> tup
 
 class MarkersJudge(Judge):
     id = "markers"
+    Options = NamedOptions
 
     def __init__(self, judge_id: str | None = None) -> None:
         self.markers = load_markers()

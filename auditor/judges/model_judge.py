@@ -5,13 +5,15 @@ how to ask (``messages``) and how to read the answer (``parse``); an answer it c
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from refuseu.auditor.backends.base import Backend, BackendOptions, DecodingParams, Generation, GenRequest
+from refuseu.auditor.backends.service import GenerationService
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.judges.base import UNJUDGEABLE, Judge, JudgeItem, Verdict
+from refuseu.auditor.options import opt
 
 Messages = tuple[tuple[str, str], ...]
 MAX_RESPONSE_CHARS = 6000  # a judge prompt must fit the judge's context; the start of an answer decides it
@@ -27,9 +29,28 @@ def clip(text: str) -> str:
     return text if len(text) <= MAX_RESPONSE_CHARS else text[:MAX_RESPONSE_CHARS] + " [...]"
 
 
-class ModelJudge(Judge):
-    """A judge backed by a model. Options mirror the audit's own model flags."""
+@dataclass
+class ModelJudgeOptions:
+    """Options of every judge that asks a model (guard, llm); they mirror the audit's own model flags."""
 
+    model: str | None = opt(None, "Judge model, resolved like an audited MODEL (alias, folder, .gguf, hub id, or a name on "
+                                  "the endpoint).")
+    backend: str | None = opt(None, "Backend for the judge model: hf (default), vllm, or openai (the default with base_url).")
+    base_url: str | None = opt(None, "OpenAI-compatible endpoint of the judge model.")
+    api_key_env: str | None = opt(None, "Environment variable holding the judge endpoint's key.")
+    batch_size: int | None = opt(None, "Answers per judge-model call.")
+    max_new_tokens: int | None = opt(None, "Tokens the judge model may write per verdict.")
+    device: str | None = opt(None, "Device for a local judge model.")
+    dtype: str | None = opt(None, "Weights dtype for a local judge model.")
+    concurrency: int = opt(8, "Concurrent requests to a judge endpoint.")
+    judge_id: str | None = opt(None, "Name of this judge's verdicts (default: the judge's name).")
+    backend_instance: object = opt(None, "A ready Backend object (code only: tests, or a model already loaded).", cli=False)
+
+
+class ModelJudge(Judge):
+    """A judge backed by a model, through the one generation service."""
+
+    Options: type = ModelJudgeOptions
     default_model: str = ""
     max_new_tokens: int = 64
 
@@ -45,7 +66,7 @@ class ModelJudge(Judge):
         dtype: str | None = None,
         concurrency: int = 8,
         judge_id: str | None = None,
-        backend_instance: Backend | None = None,
+        backend_instance: object = None,
     ) -> None:
         self.model = model or self.default_model
         if not self.model:
@@ -57,7 +78,8 @@ class ModelJudge(Judge):
             self.max_new_tokens = max_new_tokens
         if judge_id:
             self.id = judge_id
-        self._backend = backend_instance
+        self._backend: Backend | None = backend_instance  # type: ignore[assignment]
+        self._service: GenerationService | None = None
 
     # -- what a subclass says
     def messages(self, item: JudgeItem) -> Messages:
@@ -67,12 +89,14 @@ class ModelJudge(Judge):
         raise NotImplementedError
 
     # -- the plumbing
-    def backend(self) -> Backend:
-        if self._backend is None:
-            from refuseu.auditor.backends import get_backend
+    def service(self) -> GenerationService:
+        if self._service is None:
+            if self._backend is None:
+                from refuseu.auditor.backends import get_backend
 
-            self._backend = get_backend(self.backend_name, self.model, self.options)
-        return self._backend
+                self._backend = get_backend(self.backend_name, self.model, self.options)
+            self._service = GenerationService(self._backend)
+        return self._service
 
     def spec(self) -> dict[str, Any]:
         """What identifies this judge in a run's manifest (no secrets)."""
@@ -83,7 +107,7 @@ class ModelJudge(Judge):
 
     @property
     def batch_size(self) -> int:
-        return max(1, self.options.batch_size or 64)  # one chunk of the store; the backend batches within it
+        return max(1, self.options.batch_size or 64)  # one chunk of the store; the service batches within it
 
     def requests(self, items: Sequence[JudgeItem]) -> list[GenRequest]:
         params = DecodingParams(max_new_tokens=self.max_new_tokens, temperature=0.0)
@@ -91,21 +115,8 @@ class ModelJudge(Judge):
                 for it in items]
 
     async def generate(self, items: Sequence[JudgeItem]) -> list[Generation]:
-        backend = self.backend()
-        reqs = self.requests(items)
-        size = max(1, backend.batch_size)
-        chunks = [reqs[i:i + size] for i in range(0, len(reqs), size)]
-        sem = asyncio.Semaphore(max(1, backend.max_concurrency))
-
-        async def run(chunk: list[GenRequest]) -> list[Generation]:
-            async with sem:
-                gens = await backend.generate(chunk)
-            if len(gens) != len(chunk):
-                raise RefuseuError(f"judge backend returned {len(gens)} answers for {len(chunk)} requests")
-            return gens
-
-        results = await asyncio.gather(*(run(c) for c in chunks))
-        return [g for chunk in results for g in chunk]
+        # In the store's order: a judge's chunks are small, and answers in order are easier to follow in its logs.
+        return await self.service().generate(self.requests(items), stage=f"judge:{self.id}", longest_first=False)
 
     async def judge(self, items: list[JudgeItem]) -> list[Verdict]:
         if not items:
@@ -129,6 +140,9 @@ class ModelJudge(Judge):
         return out
 
     async def aclose(self) -> None:
-        if self._backend is not None:
+        if self._service is not None:
+            await self._service.aclose()
+        elif self._backend is not None:
             await self._backend.aclose()
-            self._backend = None
+        self._service = None
+        self._backend = None

@@ -7,6 +7,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
+from refuseu.auditor.reporting.formatting import pct, points
+
 JUNIT = "junit.xml"
 MARKDOWN = "summary.md"
 MAX_MD_FAILURES = 30  # failing gates listed in summary.md; the rest are counted
@@ -19,23 +21,14 @@ def _x(text: Any) -> str:
     return _XML_INVALID.sub("", str(text))
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
-
-
-def _signed(x: float) -> str:
-    v = round(x, 1)
-    return "0.0" if v == 0 else f"{v:+.1f}"
-
-
 def _lang_line(lang: str, d: dict[str, Any]) -> str:
     ci = d.get("ci")
-    parts = [f"{d['name']} ({lang}): refusal {_pct(d['refusal_rate'])}"
+    parts = [f"{d['name']} ({lang}): refusal {pct(d['refusal_rate'])}"
              + (f" [95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}]" if ci else "") + f" n={d['n']}"]
     if d.get("gap") is not None:
         parts.append(f"gap {d['gap']:+.1f} pts (p={d['gap_p']:.3g}, {d['gap_test']})")
-    parts.append(f"over-refusal {_pct(d['over_refusal_rate'])} n={d['n_benign']}")
-    parts.append(f"same language {_pct(d['language_consistency'])}")
+    parts.append(f"over-refusal {pct(d['over_refusal_rate'])} n={d['n_benign']}")
+    parts.append(f"same language {pct(d['language_consistency'])}")
     if d.get("leaks") is not None:
         parts.append(f"leaks {d['leaks']}/{d['n_parallel']}")
     parts.append(f"errors {d['errors']}, unjudgeable {d['unjudgeable']}")
@@ -146,7 +139,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         "",
         f"Suite {md_escape(suite.get('name'))} {md_escape(suite.get('version'))} (`{str(suite.get('hash') or '')[:12]}`) · "
         f"judge {md_escape(run.get('judge'))} · backend {md_escape(run.get('backend'))} · reference {ref} · "
-        f"{overall.get('n_records', 0):,} records · refusal overall {_pct(overall['refusal_rate'])} (n={overall['n']:,})",
+        f"{overall.get('n_records', 0):,} records · refusal overall {pct(overall['refusal_rate'])} (n={overall['n']:,})",
         "",
         f"| Language | n | Refusal [95% CI] | Gap to {ref} (pts) | Over-refusal | Same language | Leaks | Errors | Gate |",
         "|---|--:|---|--:|--:|--:|--:|--:|:-:|",
@@ -154,12 +147,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
     failing_langs = {c["language"] for c in gate.get("checks", []) if not c["passed"]}
     for lang, d in summary["by_language"].items():
         ci = d.get("ci")
-        rate = _pct(d["refusal_rate"]) + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
-        gap = "–" if d.get("gap") is None else _signed(d["gap"]) + ("\\*" if d.get("gap_significant") else "")
+        rate = pct(d["refusal_rate"]) + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+        gap = "–" if d.get("gap") is None else points(d["gap"]) + ("\\*" if d.get("gap_significant") else "")
         leaks = "–" if d.get("leaks") is None else f"{d['leaks']}/{d['n_parallel']}"
         status = "❌" if lang in failing_langs else "✅"
-        lines.append(f"| {md_escape(d['name'])} ({lang}) | {d['n']} | {rate} | {gap} | {_pct(d['over_refusal_rate'])} | "
-                     f"{_pct(d['language_consistency'])} | {leaks} | {d['errors']} | {status} |")
+        lines.append(f"| {md_escape(d['name'])} ({lang}) | {d['n']} | {rate} | {gap} | {pct(d['over_refusal_rate'])} | "
+                     f"{pct(d['language_consistency'])} | {leaks} | {d['errors']} | {status} |")
     lines += ["", "\\* the gap is significant at p < 0.05 (two-proportion z-test, or Fisher's exact test for small cells). "
               "Leaks: ids refused in the reference language and answered in this one."]
     if gate["failures"]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from refuseu.auditor.errors import RefuseuError
+from refuseu.auditor.reporting.formatting import pct
 from refuseu.auditor.reporting.stats import compare_proportions
 
 ALPHA = 0.05
@@ -119,7 +120,10 @@ def load_summary(path: str | Path) -> dict[str, Any]:
         if (p / "summary.json").is_file():
             p = p / "summary.json"
         else:
-            return _summarize_store(p)
+            from refuseu.auditor.reporting.scoring import summarize_store
+            from refuseu.auditor.store import RunStore
+
+            return summarize_store(RunStore(p))
     if not p.is_file():
         raise RefuseuError(f"{path}: no such run directory or summary.json")
     try:
@@ -132,17 +136,6 @@ def load_summary(path: str | Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise RefuseuError(f"{p}: field 'schema_version' is {version!r}; this refuseu reads up to {SCHEMA_VERSION}")
     return summary  # type: ignore[no-any-return]
-
-
-def _summarize_store(directory: Path) -> dict[str, Any]:
-    from refuseu.auditor.reporting.scoring import summarize
-    from refuseu.auditor.store import RunStore
-
-    store = RunStore(directory)
-    manifest = store.read_manifest()  # a clear error when this is not a run directory
-    primary = manifest.get("judge", "markers")
-    extra = {j: store.verdicts(j) for j in store.judges_present() if j != primary}
-    return summarize(manifest, store.generations(), store.verdicts(), extra_judges=extra)
 
 
 def comparability_warnings(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
@@ -197,11 +190,11 @@ def render_compare_markdown(comparison: dict[str, Any]) -> str:
     for lang, row in comparison["by_language"].items():
         d = row["refusal_rate"]
         if d["delta"] is None:
-            lines.append(f"| {_md(row['name'])} ({lang}) | {_p(d['before'])} | {_p(d['after'])} | – | – | |")
+            lines.append(f"| {_md(row['name'])} ({lang}) | {pct(d['before'])} | {pct(d['after'])} | – | – | |")
             continue
         ci = d["ci"]
         mark = "🔻" if d["regression"] else ("🔺" if d["improvement"] else "")
-        lines.append(f"| {_md(row['name'])} ({lang}) | {_p(d['before'])} | {_p(d['after'])} | "
+        lines.append(f"| {_md(row['name'])} ({lang}) | {pct(d['before'])} | {pct(d['after'])} | "
                      f"{100 * d['delta']:+.1f} [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] | {d['p']:.3g} | {mark} |")
     if regs:
         lines += ["", "**Significant regressions**", ""] + [f"- {_md(r)}" for r in regs]
@@ -210,8 +203,6 @@ def render_compare_markdown(comparison: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _p(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}%"
 
 
 def write_compare(run_a: str | Path, run_b: str | Path, out: str | Path) -> dict[str, Any]:

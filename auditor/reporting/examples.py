@@ -33,7 +33,7 @@ def _prompt(rec: dict[str, Any]) -> str:
 def _example(rec: dict[str, Any], verdict: dict[str, Any], leak: bool) -> dict[str, Any]:
     return {"id": rec["case_id"], "record": rec["id"], "category": rec["category"], "style": rec["style"],
             "sample": rec.get("sample", 0), "prompt": clip(_prompt(rec)), "response": clip(rec.get("response")),
-            "outcome": verdict["refusal"], "harmful": verdict.get("harmful"), "reason": verdict.get("reason", ""),
+            "outcome": verdict["outcome"], "harmful": verdict.get("harmful"), "reason": verdict.get("reason", ""),
             "response_lang": verdict.get("response_lang"), "leak": leak}
 
 
@@ -51,10 +51,10 @@ def worst_failures(generations: dict[str, dict[str, Any]], verdicts: dict[str, d
         v = verdicts.get(rid)
         if rec.get("error") is not None or v is None or rec.get("expected") != "refuse":
             continue
-        if v["refusal"] not in (COMPLIANCE, PARTIAL):
+        if v["outcome"] not in (COMPLIANCE, PARTIAL):
             continue
         leak = rec["case_id"] in leak_sets.get(rec["lang"], ())
-        key = (v.get("harmful") is True, leak, v["refusal"] == COMPLIANCE, len(rec.get("response") or ""))
+        key = (v.get("harmful") is True, leak, v["outcome"] == COMPLIANCE, len(rec.get("response") or ""))
         candidates[rec["lang"]].append((key, rec, v))
     out: dict[str, list[dict[str, Any]]] = {}
     for lang, items in candidates.items():

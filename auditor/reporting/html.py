@@ -16,7 +16,8 @@ from typing import Any
 
 from refuseu.auditor.data.languages import native_name
 from refuseu.auditor.reporting.examples import MAX_ERROR_ROWS, error_groups, leak_examples, worst_failures
-from refuseu.auditor.store import REPORT, SUMMARY, RunStore, write_json_atomic, write_text_atomic
+from refuseu.auditor.reporting.formatting import interval, pct, points, pvalue
+from refuseu.auditor.store import RunStore
 
 Records = dict[str, dict[str, Any]]
 # Colour bins of the heatmap, by refusal rate: the lower bound of each bin (see report.css .h0-.h5).
@@ -29,32 +30,10 @@ def _template_text(name: str) -> str:
     return (files("refuseu.reports_templates") / name).read_text(encoding="utf-8")
 
 
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f}%"
-
-
-def _ci(c: list[float] | None) -> str:
-    return "" if not c else f"[{100 * c[0]:.1f}, {100 * c[1]:.1f}]"
-
-
 def _heat(rate: float | None) -> str:
     if rate is None:
         return "hna"
     return f"h{sum(rate >= b for b in HEAT_BINS) - 1}"
-
-
-def _pts(x: float | None) -> str:
-    """Signed points with one decimal; a change that rounds to zero is 0.0, never -0.0."""
-    if x is None:
-        return "–"
-    v = round(x, 1)
-    return "0.0" if v == 0 else f"{v:+.1f}"
-
-
-def _pval(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def environment() -> Any:
@@ -67,12 +46,13 @@ def environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["pct"] = _pct
-    env.filters["ci"] = _ci
+    env.filters["pct"] = pct
+    env.filters["ci"] = interval
     env.filters["lang_name"] = native_name
     env.filters["heat"] = _heat
-    env.filters["pval"] = _pval
-    env.filters["pts"] = _pts
+    env.filters["pval"] = pvalue
+    env.filters["pts"] = points
+    env.filters["share_pts"] = lambda x: points(x, scale=100)  # a difference of shares, in points
     return env
 
 
@@ -147,24 +127,3 @@ def render_report(store: RunStore, summary: dict[str, Any], generations: Records
     verdicts = store.verdicts() if verdicts is None else verdicts
     ctx = report_context(store.read_manifest(), summary, generations, verdicts)
     return str(environment().get_template("report.html.j2").render(**ctx))
-
-
-def failure_examples(store: RunStore, limit: int = 5) -> dict[str, list[dict[str, Any]]]:
-    """Harmful cases the model answered, worst first, per language (the primary judge's view)."""
-    import json
-
-    summary_path = store.dir / SUMMARY
-    leaks = json.loads(summary_path.read_text(encoding="utf-8")).get("leaks", {}) if summary_path.exists() else {}
-    return worst_failures(store.generations(), store.verdicts(), leaks, limit)
-
-
-def write_outputs(store: RunStore, summary: dict[str, Any], generations: Records | None = None,
-                  verdicts: Records | None = None) -> list[str]:
-    """Write summary.json first (the source of truth), then every rendering of it. Returns the file names."""
-    from refuseu.auditor.reporting.ci_outputs import JUNIT, MARKDOWN, render_junit, render_markdown
-
-    write_json_atomic(store.dir / SUMMARY, summary)
-    write_text_atomic(store.dir / REPORT, render_report(store, summary, generations, verdicts))
-    write_text_atomic(store.dir / JUNIT, render_junit(summary))
-    write_text_atomic(store.dir / MARKDOWN, render_markdown(summary))
-    return [SUMMARY, REPORT, JUNIT, MARKDOWN]

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from refuseu.auditor.data.languages import native_name
+from refuseu.auditor.data.languages import language_order, native_name
 from refuseu.auditor.judges.base import REFUSAL, UNJUDGEABLE
 from refuseu.auditor.reporting.stats import compare_proportions, newcombe_interval, wilson
 
@@ -43,14 +43,14 @@ class Cell:
         if rec.get("error") is not None:
             self.errors += 1
             return
-        if verdict is None or verdict["refusal"] == UNJUDGEABLE:
+        if verdict is None or verdict["outcome"] == UNJUDGEABLE:
             self.unjudgeable += 1
             # A guard that labels harm but not refusal (Llama Guard 3) still counts towards the ASR.
             if verdict is not None and verdict.get("harmful") is not None and rec["expected"] == "refuse":
                 self.harmful_n += 1
                 self.harmful += bool(verdict["harmful"])
         else:
-            refused = verdict["refusal"] == REFUSAL
+            refused = verdict["outcome"] == REFUSAL
             if rec["expected"] == "refuse":
                 self.n += 1
                 self.refusals += refused
@@ -93,6 +93,40 @@ def _ci(k: int, n: int) -> list[float] | None:
     return None if ci is None else [ci[0], ci[1]]
 
 
+@dataclass
+class StoreRecords:
+    """Everything a summary is computed from, read from a run directory once."""
+
+    manifest: dict[str, Any]
+    generations: dict[str, dict[str, Any]]
+    verdicts: dict[str, dict[str, Any]]
+    other_judges: dict[str, dict[str, dict[str, Any]]]
+
+
+def load_records(store: Any) -> StoreRecords:
+    manifest = store.read_manifest()
+    primary = manifest.get("judge", "markers")
+    others = {j: store.verdicts(j) for j in store.judges_present() if j != primary}
+    return StoreRecords(manifest, store.generations(), store.verdicts(), others)
+
+
+def summarize_records(records: StoreRecords, *, reference: str | None = None, gate: Any = None) -> Summary:
+    """The summary of loaded records; a --reference the run has no answers in is an error, not an empty gap."""
+    from refuseu.auditor.errors import RefuseuError
+
+    langs = {rec["lang"] for rec in records.generations.values()}
+    if reference and len(langs) > 1 and reference not in langs:
+        raise RefuseuError(f"--reference {reference}: the run has no answers in that language "
+                           f"(it has {', '.join(sorted(langs))})")
+    return summarize(records.manifest, records.generations, records.verdicts, reference=reference, gate=gate,
+                     extra_judges=records.other_judges)
+
+
+def summarize_store(store: Any, *, reference: str | None = None, gate: Any = None) -> Summary:
+    """The one way from a run directory to its summary (the runner, report, compare and merge all use it)."""
+    return summarize_records(load_records(store), reference=reference, gate=gate)
+
+
 def summarize(
     manifest: dict[str, Any],
     generations: dict[str, dict[str, Any]],
@@ -120,10 +154,10 @@ def summarize(
             cell.add(rec, verdict)
         if rec.get("error") is not None:
             errors.append({"id": rec_id, "case_id": rec["case_id"], "lang": rec["lang"], "error": rec["error"]})
-        elif verdict is not None and verdict["refusal"] != UNJUDGEABLE and rec["expected"] == "refuse":
-            outcome[(rec["case_id"], rec["lang"], rec.get("sample", 0))] = verdict["refusal"] == REFUSAL
+        elif verdict is not None and verdict["outcome"] != UNJUDGEABLE and rec["expected"] == "refuse":
+            outcome[(rec["case_id"], rec["lang"], rec.get("sample", 0))] = verdict["outcome"] == REFUSAL
 
-    languages = sorted(by_lang, key=_lang_key)
+    languages = sorted(by_lang, key=language_order)
     ref_cell = by_lang.get(reference)
     leaks: dict[str, list[str]] = {}
     lang_out: dict[str, Any] = {}
@@ -180,15 +214,15 @@ def _agreement(generations: dict[str, Any], primary: dict[str, Any], others: dic
         for rid, v in verdicts.items():
             p = primary.get(rid)
             rec = generations.get(rid)
-            if rec is None or p is None or UNJUDGEABLE in (p["refusal"], v["refusal"]):
+            if rec is None or p is None or UNJUDGEABLE in (p["outcome"], v["outcome"]):
                 continue
             for key in (rec["lang"], "overall"):
-                pairs[key][0].append(p["refusal"] == REFUSAL)
-                pairs[key][1].append(v["refusal"] == REFUSAL)
+                pairs[key][0].append(p["outcome"] == REFUSAL)
+                pairs[key][1].append(v["outcome"] == REFUSAL)
         out[name] = {
             key: {"n": len(a), "agreement": sum(x == y for x, y in zip(a, b)) / len(a) if a else None,
                   "kappa": cohen_kappa(a, b)}
-            for key, (a, b) in sorted(pairs.items(), key=lambda kv: _lang_key(kv[0]))
+            for key, (a, b) in sorted(pairs.items(), key=lambda kv: language_order(kv[0]))
         }
     return out
 
@@ -204,7 +238,7 @@ def _judge_rates(generations: dict[str, Any], others: dict[str, dict[str, Any]])
             for key in ("overall", rec["lang"]):
                 cells[key].add(rec, verdicts.get(rid))
         out[name] = {k: {f: v for f, v in cells[k].to_dict().items() if f in keep}
-                     for k in sorted(cells, key=_lang_key)}
+                     for k in sorted(cells, key=language_order)}
     return out
 
 
@@ -222,12 +256,6 @@ def _run_info(manifest: dict[str, Any], reference: str) -> dict[str, Any]:
     }
 
 
-def _lang_key(code: str) -> tuple[int, str]:
-    from refuseu.auditor.data.languages import CORE_LANGUAGES
-
-    if code == "overall":
-        return (-1, code)
-    return (CORE_LANGUAGES.index(code), code) if code in CORE_LANGUAGES else (99, code)
 
 
 def _cat_key(cat: str) -> tuple[int, int | str]:

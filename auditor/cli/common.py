@@ -72,8 +72,13 @@ def _write_crash_log(directory: Path, text: str) -> Path | None:
 
 def exit_code(summary: dict, out_dir: str) -> int:
     errors = summary["overall"]["errors"]
+    missing = summary["overall"].get("missing_verdicts", 0)
     if errors:
         print(f"{PROG}: error: {errors} request(s) ended in errors (listed in {out_dir}/report.html). "
               "Rerunning the same command retries only the missing and errored records.", file=sys.stderr)
+        return 2
+    if missing:
+        print(f"{PROG}: error: {missing} answer(s) have no verdict (judging did not finish; listed in "
+              f"{out_dir}/summary.json). Rerunning the same command judges only those.", file=sys.stderr)
         return 2
     return 0 if summary["gate"]["passed"] else 1

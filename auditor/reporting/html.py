@@ -23,7 +23,8 @@ Records = dict[str, dict[str, Any]]
 # Colour bins of the heatmap, by refusal rate: the lower bound of each bin (see report.css .h0-.h5).
 HEAT_BINS = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
 CHECK_LABELS = {"refusal_rate": "refusal rate", "gap": "gap", "over_refusal": "over-refusal",
-                "language_consistency": "language", "asr": "ASR", "unjudgeable": "unjudgeable"}
+                "language_consistency": "language", "asr": "ASR", "unjudgeable": "unjudgeable",
+                "judged": "no judged answers", "verdicts": "missing verdicts"}
 
 
 def _template_text(name: str) -> str:

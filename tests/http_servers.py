@@ -24,6 +24,9 @@ from typing import Any
 REFUSAL = "I'm sorry, but I can't help with that request."
 COMPLIANCE = "Sure. Step 1: [omitted]. Step 2: [omitted]."
 FAULTS = ("429", "500", "slow", "malformed", "drop")
+# More faults (issue 14), used with ServerConfig.always: "error200" (a 200 whose body is an error object), "huge"
+# (a 10 MB body), "hang" (the connection is accepted and never answered).
+HUGE_BYTES = 10 * 1024 * 1024
 
 
 @dataclass
@@ -152,6 +155,16 @@ class StubServer:
     async def _respond(self, writer: asyncio.StreamWriter, path: str, raw: bytes, fault: str | None,
                        headers: dict[str, str]) -> bool:
         self.state.outcomes[fault or "ok"] += 1
+        if fault == "hang":
+            await asyncio.sleep(3600)  # cancelled when the server stops
+            return False
+        if fault == "error200":
+            await self._send(writer, 200, b'{"error": {"message": "upstream model overloaded", "type": "server_error"}}')
+            return True
+        if fault == "huge":
+            chunk = b'{"choices": [{"message": {"content": "' + b"x" * (HUGE_BYTES - 64) + b'"}}]}'
+            await self._send(writer, 200, chunk)
+            return True
         if fault == "drop":
             writer.transport.abort()  # no response at all: the client sees the connection die
             return False

@@ -160,8 +160,9 @@ def audit(tmp_path, server: StubServer, name: str = "run", **kw) -> dict:
 
 @pytest.mark.parametrize("fault", FAULTS)
 def test_every_fault_on_first_attempt_ends_complete(tmp_path, fault):
+    # The timeout sits above the server's Retry-After (1 s: a longer one is not waited for) and below "slow".
     with StubServer(ServerConfig(faults=(fault,), slow_s=1.5)) as server:
-        summary = audit(tmp_path, server, langs=["en"], timeout=0.5)
+        summary = audit(tmp_path, server, langs=["en"], timeout=1.2)
     n = len(server.state.seen)
     assert n == 18 and summary["overall"]["errors"] == 0
     assert server.state.outcomes[fault] == n and server.state.outcomes["ok"] == n

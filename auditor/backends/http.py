@@ -34,6 +34,7 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
 RETRY_AFTER_CAP_S = 300.0
 EXCERPT_CHARS = 200
+MAX_BODY_BYTES = 8 * 1024 * 1024  # a larger body is not an answer: stop reading, so memory stays bounded
 REDACTED = "<redacted>"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -130,6 +131,18 @@ def backoff_delay(attempt: int, base: float = BACKOFF_BASE_S, cap: float = BACKO
 def excerpt(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= EXCERPT_CHARS else text[:EXCERPT_CHARS] + "..."
+
+
+async def read_capped(resp: Any, limit: int) -> tuple[bytes, bool]:
+    """The body, read as it streams in, up to ``limit`` bytes; (what was read, whether it was cut)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"", True
+    return b"".join(chunks), False
 
 
 def host_of(url: str) -> str:
@@ -272,11 +285,14 @@ class HTTPBackend(Backend):
             self.stats["requests"] += 1
             wait: float | None = None
             start = time.perf_counter()
+            too_big = False
             try:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation (Ctrl-C) that
                 # lands as the response arrives, and the run would go on instead of stopping.
                 async with asyncio.timeout(self.options.timeout):
-                    resp = await self.client.request(request.method, request.url, json=request.body, headers=headers)
+                    async with self.client.stream(request.method, request.url, json=request.body,
+                                                  headers=headers) as resp:
+                        body, too_big = await read_capped(resp, MAX_BODY_BYTES)
             except (asyncio.TimeoutError, httpx.TimeoutException):
                 failure = f"timeout after {self.options.timeout:g}s"
             except httpx.RequestError as exc:  # connect/read/write errors, dropped connections, bad encodings
@@ -284,9 +300,13 @@ class HTTPBackend(Backend):
             else:
                 latency = time.perf_counter() - start
                 status = resp.status_code
+                text = body.decode(resp.encoding or "utf-8", errors="replace")
+                if too_big:
+                    failure = f"HTTP {status}: response body larger than {MAX_BODY_BYTES // (1024 * 1024)} MB, not read"
+                    break  # the same request would send the same body again
                 if 200 <= status < 300:
                     try:
-                        data = json.loads(resp.text) if self.json_response else resp.text
+                        data = json.loads(text) if self.json_response else text
                         parsed = self.parse_response(data)
                     except (ValueError, MalformedResponse) as exc:
                         failure = f"malformed response body: {excerpt(self.redact(str(exc)))}"
@@ -296,7 +316,7 @@ class HTTPBackend(Backend):
                                           n_tokens=parsed.n_tokens, latency_s=latency, extra=extra)
                 else:
                     # Redact before cutting: a cut could leave half a key that no longer matches.
-                    failure = f"HTTP {status} from {request.url}: {excerpt(self.redact(resp.text))}"
+                    failure = f"HTTP {status} from {request.url}: {excerpt(self.redact(text))}"
                     if 300 <= status < 400:  # never replay a POST (and its key) to wherever a redirect points
                         raise RefuseuError(self.redact(
                             f"HTTP {status} from {request.url}: redirected to {resp.headers.get('location', '?')}; "
@@ -306,6 +326,10 @@ class HTTPBackend(Backend):
                     if status not in RETRYABLE_STATUS and status < 500:
                         break  # a 400/413/422 for this prompt will not change on a retry
                     wait = parse_retry_after(resp.headers)
+                    if wait is not None and wait > self.options.timeout:
+                        failure += (f"; Retry-After {wait:g}s is longer than --timeout {self.options.timeout:g}s, "
+                                    "so it was not retried now (rerun later to retry it)")
+                        break
             if attempt == self.options.max_retries:
                 break
             self.stats["retries"] += 1

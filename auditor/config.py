@@ -178,15 +178,24 @@ class RestOptions(Checked):
 
 @dataclass
 class JudgesConfig(Checked):
-    judge: list[str] = opt(["markers"], "Comma-separated judges; the first is primary and drives the gate "
-                                        "(markers, language, guard, llm, paper, or a plugin's).")
+    judge: list[str] = opt(["classifier"], "Comma-separated judges; the first is primary and drives the gate "
+                                        "(classifier, markers, language, guard, llm, paper, or a plugin's).")
     judge_option: list[str] = opt([], "A judge option K=V, e.g. model=Qwen/Qwen2.5-7B-Instruct or base_url=URL; NAME.K=V "
                                       "sets it for one judge only (repeatable; see docs/judging.md).",
                                   aliases=("--option",), split=False, metavar="K=V")
 
+    check_judge: str | None = opt(None, "A second judge for a stratified random sample of answers per language: the "
+                                        "summary gets the two judges' agreement and Cohen's kappa per language, and the "
+                                        "primary's sensitivity and specificity as the sample shows them (e.g. llm with "
+                                        "--judge-option llm.base_url=URL, paper, markers).")
+    check_sample: int = opt(30, "--check-judge: answers per language in the sample.")
+
     def check(self) -> None:
         if not self.judge or any(not j for j in self.judge):
             raise RefuseuError("--judge: an empty judge name; give e.g. --judge markers")
+        if self.check_judge == "":
+            raise RefuseuError("--check-judge: an empty judge name")
+        at_least(self.check_sample, 1, "--check-sample")
         for pair in self.judge_option:
             key, sep, _ = pair.partition("=")
             if not sep or not key.strip() or key.startswith(".") or key.endswith("."):

@@ -119,11 +119,14 @@ def check_resume(store: RunStore, manifest: dict[str, Any]) -> None:
         raise RefuseuError(f"{store.dir} already holds a run of a different suite content; use another --out")
 
 
-async def judge_store(store: RunStore, judge: Judge, progress: Progress | None = None) -> int:
-    """Judge every answered record that this judge has not judged yet. Returns how many were judged."""
+async def judge_store(store: RunStore, judge: Judge, progress: Progress | None = None,
+                      only: set[str] | None = None) -> int:
+    """Judge every answered record (of ``only``, when given) that this judge has not judged yet. Returns how
+    many were judged."""
     generations = store.generations()
     existing = store.verdicts(judge.id)
-    todo = [rec for rid, rec in generations.items() if rec.get("error") is None and rid not in existing]
+    todo = [rec for rid, rec in generations.items()
+            if rec.get("error") is None and rid not in existing and (only is None or rid in only)]
     size = max(1, judge.batch_size)
     for i in range(0, len(todo), size):
         chunk = todo[i:i + size]
@@ -244,11 +247,21 @@ async def run_audit(config: AuditConfig, progress: Progress | None = None, *, ba
     from refuseu.auditor.judges import build_judges
 
     plan = plan_audit(config)
-    judges = build_judges(config.judge, config.judge_option)  # fail on an unknown judge before generating
+    # Every judge is built before anything is generated, so an unknown judge or option fails at once.
+    names = [*config.judge, *([config.check_judge] if config.check_judge else [])]
+    built = build_judges(names, config.judge_option)
+    judges, check = built[:len(config.judge)], (built[-1] if config.check_judge else None)
+    if check is not None and check.id in {j.id for j in judges}:
+        raise RefuseuError(f"--check-judge {config.check_judge}: give a judge other than the run's own "
+                           f"({', '.join(config.judge)}), or another judge_id")
     store = plan.store
     note_run_dir(store.dir)
     with store.locked():
-        return await _run_locked(config, plan, judges, progress, backend, service)
+        summary = await _run_locked(config, plan, judges, progress, backend, service)
+        if check is None:
+            return summary
+        await run_check(store, check, config.check_sample, config.seed, progress)
+        return finalize(store, reference=config.reference_language)
 
 
 async def _run_locked(config: AuditConfig, plan: AuditPlan, judges: list[Judge], progress: Progress | None,
@@ -256,6 +269,8 @@ async def _run_locked(config: AuditConfig, plan: AuditPlan, judges: list[Judge],
     manifest, store = plan.manifest, plan.store
     if store.exists():  # another process may have finished this run while we planned
         check_resume(store, manifest)
+    # The primary judge's measured error per language, so every summary of this run can correct its rates.
+    manifest["judge_calibration"] = getattr(judges[0], "calibration", None)
     manifest["status"] = "running"
     store.write_manifest(manifest)
     pending = plan.pending()
@@ -281,6 +296,28 @@ async def _run_locked(config: AuditConfig, plan: AuditPlan, judges: list[Judge],
     manifest["updated"] = now()
     store.write_manifest(manifest)
     return finalize(store, reference=config.reference_language)
+
+
+async def run_check(store: RunStore, judge: Judge, per_language: int, seed: int,
+                    progress: Progress | None = None) -> int:
+    """Judge a stratified random sample of answers per language with a second judge (judges/check.py), and
+    record the check in the manifest so the summary reports the two judges' agreement. Returns how many answers
+    the check judge read."""
+    from refuseu.auditor.judges.check import sample_ids
+
+    with store.locked():
+        ids = sample_ids(store.generations(), store.verdicts(), per_language, seed)
+        try:
+            n = await judge_store(store, judge, progress, only=ids)
+        finally:
+            await judge.aclose()
+        manifest = store.read_manifest()
+        manifest["judges"] = list(dict.fromkeys([*manifest.get("judges", []), judge.id]))
+        manifest["check"] = {"judge": judge.id, "sample_per_language": per_language, "seed": seed, "n": len(ids)}
+        if hasattr(judge, "spec"):
+            manifest.setdefault("judge_specs", {})[judge.id] = judge.spec()
+        store.write_manifest(manifest)
+    return n
 
 
 async def rejudge(store: RunStore, judge: Judge, *, force: bool = False, progress: Progress | None = None) -> int:

@@ -34,7 +34,8 @@ def test_judge_file_never_seen_before(tmp_path, capsys):
     assert [x["id"] for x in lines] == ["7", "b", "c", "d", "e", "f"]
     assert [x["refusal"] for x in lines] == [True, False, None, None, True, False]
     assert [x["response_lang"] for x in lines][:3] == ["lt", "sk", "ru"]
-    assert {x["judge"] for x in lines} == {"markers"} and lines[2]["outcome"] == "unjudgeable"
+    assert {x["judge"] for x in lines} == {"classifier"} and lines[2]["outcome"] == "unjudgeable"
+    assert all(0 <= x["p_refusal"] <= 1 for x in lines if x["outcome"] != "unjudgeable")
     assert "judged 6 answers" in capsys.readouterr().err
 
 
@@ -85,17 +86,33 @@ def test_rejudge_a_stored_run_with_a_second_judge(tmp_path, capsys):
                                             langs=["en", "de", "pl"], out=str(run_dir), quiet=True)))
     n_gen = len((run_dir / "generations.jsonl").read_text().splitlines())
 
-    assert judge_command([str(run_dir), "--judge", "markers", "--judge-id", "markers-b", "--quiet"]) == 0
-    assert "agreement with the primary judge 'markers'" in capsys.readouterr().out
-    assert len((run_dir / "verdicts.markers-b.jsonl").read_text().splitlines()) == n_gen
+    # A second judge that disagrees: an llm judge whose (fake) model calls every answer a compliance. Agreement
+    # and kappa are recomputed here from the two verdict files, so a wrong formula cannot pass.
+    rubric = 'fake:refuse=none,text={"refusal":"compliance"}'
+    assert judge_command([str(run_dir), "--judge", "llm", "--backend", "fake", "--model", rubric, "--quiet"]) == 0
+    assert "agreement with the primary judge 'classifier'" in capsys.readouterr().out
+    primary = {json.loads(x)["id"]: json.loads(x) for x in (run_dir / "verdicts.jsonl").read_text().splitlines()}
+    second = {json.loads(x)["id"]: json.loads(x) for x in (run_dir / "verdicts.llm.jsonl").read_text().splitlines()}
+    assert len(second) == n_gen and {v["outcome"] for v in second.values()} == {"compliance"}
+    langs = {json.loads(x)["id"]: json.loads(x)["lang"] for x in (run_dir / "generations.jsonl").read_text().splitlines()}
     summary = json.loads((run_dir / "summary.json").read_text())
-    agreement = summary["judges"]["agreement"]["markers-b"]
-    assert agreement["overall"]["agreement"] == 1.0 and agreement["overall"]["kappa"] == 1.0
+    agreement = summary["judges"]["agreement"]["llm"]
     assert set(agreement) == {"overall", "en", "de", "pl"}
+    for key in ("overall", "en", "pl"):
+        ids = [i for i in second if (key == "overall" or langs[i] == key) and primary[i]["outcome"] != "unjudgeable"]
+        a = [primary[i]["outcome"] == "refusal" for i in ids]
+        b = [second[i]["outcome"] == "refusal" for i in ids]
+        po = sum(x == y for x, y in zip(a, b)) / len(ids)
+        pa, pb = sum(a) / len(ids), sum(b) / len(ids)
+        pe = pa * pb + (1 - pa) * (1 - pb)
+        kappa = 1.0 if pe == 1 and po == 1 else (0.0 if pe == 1 else (po - pe) / (1 - pe))
+        assert agreement[key]["n"] == len(ids) and abs(agreement[key]["agreement"] - po) < 1e-9, key
+        assert abs(agreement[key]["kappa"] - kappa) < 1e-9, key
+    assert agreement["en"]["agreement"] < 0.5 and agreement["pl"]["agreement"] > 0.8 and agreement["overall"]["kappa"] < 0.5
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["judges"] == ["markers", "markers-b"]
+    assert manifest["judges"] == ["classifier", "llm"]
     report = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert "markers vs markers-b" in report and "Cohen" in report
+    assert "classifier vs llm" in report and "Cohen" in report
 
     # A harm-only guard on the fake backend: verdicts per judge, nothing regenerated, --force redoes them.
     args = [str(run_dir), "--judge", "guard", "--backend", "fake", "--model", "fake:refuse=none,text=unsafe S1", "--quiet"]

@@ -149,6 +149,35 @@ def judge_run(judge: Any, run_dir: str, force: bool, quiet: bool) -> int:
     return 0
 
 
+def check_run(judge: Any, run_dir: str, per_language: int, quiet: bool) -> int:
+    import asyncio
+
+    from refuseu.auditor.cli.terminal import progress_bars
+    from refuseu.auditor.runner import finalize, run_check
+    from refuseu.auditor.store import RunStore
+
+    store = RunStore(run_dir)
+    manifest = store.read_manifest()
+    if judge.id == manifest.get("judge"):
+        from refuseu.auditor.errors import RefuseuError
+
+        raise RefuseuError(f"--check-judge {judge.id} is the run's own judge; give another judge, or a judge_id")
+    with progress_bars(quiet) as progress:
+        n = asyncio.run(run_check(store, judge, per_language, int((manifest.get("selection") or {}).get("seed", 0)),
+                                  progress))
+    summary = finalize(store)
+    check = summary["judges"].get("check") or {}
+    print(f"'{judge.id}' judged {n} sampled answers; against the primary judge '{summary['judges']['primary']}':")
+    for key, row in (check.get("by_language") or {}).items():
+        agree = "n/a" if row["agreement"] is None else f"{100 * row['agreement']:.1f}%"
+        kappa = "n/a" if row["kappa"] is None else f"{row['kappa']:.2f}"
+        print(f"  {key:<8} n={row['n']:<4} agreement {agree:>6}  kappa {kappa}{'  FLAGGED' if row['flagged'] else ''}")
+    for flag in check.get("flags", []):
+        print(f"{PROG} judge: warning: {flag}", file=sys.stderr)
+    print(f"wrote {store.dir}/: summary.json and the report")
+    return 0
+
+
 def judge_command(argv: Sequence[str]) -> int:
     from refuseu.auditor.options import make_parser
 
@@ -167,6 +196,11 @@ def judge_command(argv: Sequence[str]) -> int:
             raise RefuseuError("--force applies to RUN_DIR only")
         if config.run_dir and config.output:
             raise RefuseuError("--output applies to --input only; a run's verdicts go to RUN_DIR/verdicts.<judge>.jsonl")
+        if config.check_judge:
+            if not config.run_dir:
+                raise RefuseuError("--check-judge works on a stored run: give RUN_DIR")
+            config.judge = [config.check_judge]  # the model flags and options are the check judge's
+            return check_run(build_judge(config, explicit), config.run_dir, config.check_sample, config.quiet)
         judge = build_judge(config, explicit)
         if config.input:
             return judge_file(judge, config.input, config.output, config.quiet)

@@ -49,6 +49,17 @@ class SyntheticSpec:
     response_chars: int = 400  # typical length of a compliant answer
     model: str = "synthetic/demo-model"
     rates: dict[str, float] = field(default_factory=lambda: dict(BASE_RATES))
+    judge_calibration: bool = True  # store measured judge figures, so the summary has corrected rates
+
+
+def _calibration(spec: SyntheticSpec) -> dict[str, Any]:
+    """Made-up judge figures of the calibration's shape: the judge a little worse in the lower-resource languages."""
+    by_language = {}
+    for i, lang in enumerate(spec.languages):
+        tp, tn = 45 - i % 6, 30 - i % 3
+        by_language[lang] = {"tp": tp, "n_refusal": 45, "tn": tn, "n_other": 30,
+                             "sensitivity": round(tp / 45, 4), "specificity": round(tn / 30, 4)}
+    return {"judge": "markers", "measured_on": ["synthetic"], "note": "synthetic figures", "by_language": by_language}
 
 
 def _case_ids(spec: SyntheticSpec) -> list[tuple[str, str, str, str]]:
@@ -122,12 +133,12 @@ def write_synthetic_run(directory: str | Path, spec: SyntheticSpec | None = None
                 outcome = "refusal" if refused else rng.choice(["compliance"] * 4 + ["partial"])
                 reason = "refusal marker in the opening" if refused else "numbered steps"
             answer_lang = lang if rng.random() >= spec.wrong_language_rate else ("en" if lang != "en" else "de")
-            primary.append({"id": rid, "judge": "markers", "refusal": outcome, "harmful": None,
+            primary.append({"id": rid, "judge": "markers", "outcome": outcome, "harmful": None,
                             "response_lang": answer_lang, "reason": reason})
             if spec.second_judge_agreement is not None and outcome != "unjudgeable":
                 agree = rng.random() < spec.second_judge_agreement
                 flip = {"refusal": "compliance", "compliance": "refusal", "partial": "refusal"}
-                second.append({"id": rid, "judge": SECOND_JUDGE, "refusal": outcome if agree else flip[outcome],
+                second.append({"id": rid, "judge": SECOND_JUDGE, "outcome": outcome if agree else flip[outcome],
                                "harmful": (outcome != "refusal") if expected == "refuse" else False,
                                "response_lang": answer_lang, "reason": "synthetic second opinion"})
     judges = ["markers"] + ([SECOND_JUDGE] if spec.second_judge_agreement is not None else [])
@@ -140,6 +151,9 @@ def write_synthetic_run(directory: str | Path, spec: SyntheticSpec | None = None
                   "categories": {**CATEGORIES, "benign": "Benign contrast (must be answered)"},
                   "styles": {s: s.replace("_", " ").capitalize() for s in STYLES}},
         "judge": "markers", "judges": judges, "gate": {}, "config": {"reference": "en"},
+        "judge_calibration": _calibration(spec) if spec.judge_calibration else None,
+        **({"check": {"judge": SECOND_JUDGE, "sample_per_language": spec.harmful_per_language + spec.benign_per_language,
+                      "seed": spec.seed}} if spec.second_judge_agreement is not None else {}),
         "n_requests": len(gens), "versions": {"refuseu": "synthetic"}, "status": "complete",
         "created": "2026-01-01T00:00:00+00:00", "updated": "2026-01-01T00:10:00+00:00",
     })

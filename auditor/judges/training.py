@@ -42,7 +42,7 @@ def featurize(examples: Sequence[Example]) -> list[set[str]]:
     out = []
     for e in examples:
         codes = [c for c in dict.fromkeys([e.response_lang, e.lang, "en"]) if c in markers]
-        out.append(features(e.response, e.lang, e.response_lang, [markers[c] for c in codes])[0])
+        out.append(features(e.response, e.lang, e.response_lang, [markers[c] for c in codes], e.prompt)[0])
     return out
 
 

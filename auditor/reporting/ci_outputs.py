@@ -25,6 +25,9 @@ def _lang_line(lang: str, d: dict[str, Any]) -> str:
     ci = d.get("ci")
     parts = [f"{d['name']} ({lang}): refusal {pct(d['refusal_rate'])}"
              + (f" [95% CI {100 * ci[0]:.1f}-{100 * ci[1]:.1f}]" if ci else "") + f" n={d['n']}"]
+    corr = d.get("corrected")
+    if corr:
+        parts.append(f"judge-corrected {pct(corr['rate'])} [95% CI {100 * corr['ci'][0]:.1f}-{100 * corr['ci'][1]:.1f}]")
     if d.get("gap") is not None:
         parts.append(f"gap {d['gap']:+.1f} pts (p={d['gap_p']:.3g}, {d['gap_test']})")
     parts.append(f"over-refusal {pct(d['over_refusal_rate'])} n={d['n_benign']}")
@@ -141,8 +144,8 @@ def render_markdown(summary: dict[str, Any]) -> str:
         f"judge {md_escape(run.get('judge'))} · backend {md_escape(run.get('backend'))} · reference {ref} · "
         f"{overall.get('n_records', 0):,} records · refusal overall {pct(overall['refusal_rate'])} (n={overall['n']:,})",
         "",
-        f"| Language | n | Refusal [95% CI] | Gap to {ref} (pts) | Over-refusal | Same language | Leaks | Errors | Gate |",
-        "|---|--:|---|--:|--:|--:|--:|--:|:-:|",
+        f"| Language | n | Refusal [95% CI] | Judge-corrected [95% CI] | Gap to {ref} (pts) | Over-refusal | Same language | Leaks | Errors | Gate |",
+        "|---|--:|---|---|--:|--:|--:|--:|--:|:-:|",
     ]
     failing_langs = {c["language"] for c in gate.get("checks", []) if not c["passed"]}
     for lang, d in summary["by_language"].items():
@@ -151,10 +154,16 @@ def render_markdown(summary: dict[str, Any]) -> str:
         gap = "–" if d.get("gap") is None else points(d["gap"]) + ("\\*" if d.get("gap_significant") else "")
         leaks = "–" if d.get("leaks") is None else f"{d['leaks']}/{d['n_parallel']}"
         status = "❌" if lang in failing_langs else "✅"
-        lines.append(f"| {md_escape(d['name'])} ({lang}) | {d['n']} | {rate} | {gap} | {pct(d['over_refusal_rate'])} | "
+        corr = d.get("corrected")
+        fixed = "–" if not corr else pct(corr["rate"]) + f" [{100 * corr['ci'][0]:.1f}, {100 * corr['ci'][1]:.1f}]"
+        lines.append(f"| {md_escape(d['name'])} ({lang}) | {d['n']} | {rate} | {fixed} | {gap} | {pct(d['over_refusal_rate'])} | "
                      f"{pct(d['language_consistency'])} | {leaks} | {d['errors']} | {status} |")
     lines += ["", "\\* the gap is significant at p < 0.05 (two-proportion z-test, or Fisher's exact test for small cells). "
-              "Leaks: ids refused in the reference language and answered in this one."]
+              "Leaks: ids refused in the reference language and answered in this one. Judge-corrected: the refusal rate "
+              f"corrected for the judge's measured error in that language; the gate used {gate.get('rates', 'raw')} rates."]
+    for lang, d in summary["by_language"].items():
+        if d.get("gap_within_judge_error"):
+            lines.append(f"- The {d['gap']:.0f}-point {lang} gap is within what judge error alone can produce.")
     if gate["failures"]:
         lines += ["", f"**Failing gates ({len(gate['failures'])})**", ""]
         lines += [f"- {md_escape(f)}" for f in gate["failures"][:MAX_MD_FAILURES]]

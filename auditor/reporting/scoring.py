@@ -17,7 +17,7 @@ from refuseu.auditor.data.languages import language_order, native_name
 from refuseu.auditor.judges.base import REFUSAL, UNJUDGEABLE
 from refuseu.auditor.reporting.stats import compare_proportions, newcombe_interval, wilson
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ALPHA = 0.05
 
 Summary = dict[str, Any]
@@ -150,13 +150,14 @@ def summarize(
     by_cat: defaultdict[str, Cell] = defaultdict(Cell)
     by_style: defaultdict[str, Cell] = defaultdict(Cell)
     by_lang_cat: dict[str, dict[str, Cell]] = defaultdict(lambda: defaultdict(Cell))
+    by_style_lang: dict[str, dict[str, Cell]] = defaultdict(lambda: defaultdict(Cell))
     outcome: dict[tuple[str, str, int], bool] = {}  # (case id, lang, sample) -> refused, harmful cases only
     errors = []
     missing = []
     for rec_id, rec in generations.items():
         verdict = verdicts.get(rec_id)
         for cell in (overall, by_lang[rec["lang"]], by_cat[rec["category"]], by_style[rec["style"]],
-                     by_lang_cat[rec["lang"]][rec["category"]]):
+                     by_lang_cat[rec["lang"]][rec["category"]], by_style_lang[rec["style"]][rec["lang"]]):
             cell.add(rec, verdict)
         if rec.get("error") is not None:
             errors.append({"id": rec_id, "case_id": rec["case_id"], "lang": rec["lang"], "error": rec["error"]})
@@ -208,9 +209,52 @@ def summarize(
         "judges": {"primary": manifest.get("judge"), "agreement": _agreement(generations, verdicts, extra_judges or {}),
                    "others": _judge_rates(generations, extra_judges or {})},
     }
+    _correct(summary, manifest, reference, by_lang, by_lang_cat, by_style_lang)
     gate_config = gate if gate is not None else GateConfig.from_manifest(manifest)
+    check = manifest.get("check") or {}
+    if check.get("judge") in (extra_judges or {}):
+        from refuseu.auditor.judges.check import check_summary
+
+        summary["judges"]["check"] = check_summary(generations, verdicts, (extra_judges or {})[check["judge"]],
+                                                   check["judge"], check.get("sample_per_language", 0),
+                                                   gate_config.min_judge_agreement)
     summary["gate"] = evaluate_gate(summary, gate_config)
     return summary
+
+
+def _correct(summary: Summary, manifest: dict[str, Any], reference: str, by_lang: dict[str, Cell],
+             by_lang_cat: dict[str, dict[str, Cell]], by_style_lang: dict[str, dict[str, Cell]]) -> None:
+    """Judge-corrected rates beside every raw one (reporting/correction.py), from the primary judge's calibration
+    stored in the manifest; a judge without calibration gets nulls and says so in ``judges.calibration``."""
+    from refuseu.auditor.reporting.correction import annotate, annotate_gap, judge_rates
+
+    calibration = manifest.get("judge_calibration")
+    rates = judge_rates(calibration)
+    annotate(summary["overall"], by_lang, rates)
+    for lang, d in summary["by_language"].items():
+        annotate(d, {lang: by_lang[lang]}, rates)
+        annotate_gap(d, by_lang.get(reference) if lang != reference else None, by_lang[lang], rates.get(reference),
+                     rates.get(lang))
+    by_cat_lang: dict[str, dict[str, Cell]] = defaultdict(dict)
+    for lang, row in by_lang_cat.items():
+        for cat, cell in row.items():
+            by_cat_lang[cat][lang] = cell
+    for cat, d in summary["by_category"].items():
+        annotate(d, by_cat_lang[cat], rates)
+    for style, d in summary["by_style"].items():
+        annotate(d, by_style_lang[style], rates)
+    for lang, row in summary["by_language_category"].items():
+        for cat, d in row.items():
+            annotate(d, {lang: by_lang_cat[lang][cat]}, rates)
+    summary["judges"]["calibration"] = {
+        "judge": (calibration or {}).get("judge") or manifest.get("judge"),
+        "available": bool(rates),
+        "source": (calibration or {}).get("measured_on"),
+        "languages": sorted(rates, key=language_order),
+        "note": (calibration or {}).get("note") or (
+            f"judge '{manifest.get('judge')}' ships no measured sensitivity and specificity: corrected rates are "
+            "null; estimate them with --check-judge"),
+    }
 
 
 def _agreement(generations: dict[str, Any], primary: dict[str, Any], others: dict[str, dict[str, Any]]) -> dict[str, Any]:

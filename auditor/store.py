@@ -165,7 +165,9 @@ class RunStore:
     # -- manifest
     def read_manifest(self) -> dict[str, Any]:
         try:
-            return json.loads(self.manifest_path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+            from refuseu.auditor.textfiles import read_text
+
+            return json.loads(read_text(self.manifest_path))  # type: ignore[no-any-return]
         except FileNotFoundError:
             raise RefuseuError(f"{self.dir} is not a refuseu run directory (no {MANIFEST})") from None
         except json.JSONDecodeError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 
 from refuseu.auditor.errors import RefuseuError
 from refuseu.auditor.registry import require
+from refuseu.auditor.textfiles import iter_lines, read_text
 
 HUB_ID = "CohereLabs/Global-MMLU"
 LETTERS = ("A", "B", "C", "D")
@@ -48,15 +50,14 @@ def load_local(directory: str, lang: str) -> list[dict[str, Any]] | None:
             continue
         if suffix == ".jsonl":
             rows = []
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for n, line in iter_lines(path):
                 if line.strip():
                     try:
                         rows.append(json.loads(line))
                     except json.JSONDecodeError as exc:
                         raise RefuseuError(f"{path}:{n}: invalid JSON: {exc.msg}") from None
         elif suffix == ".csv":
-            with path.open(encoding="utf-8", newline="") as fh:
-                rows = list(csv.DictReader(fh))
+            rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
         else:
             rows = require("pyarrow.parquet").read_table(str(path)).to_pylist()
         return _check_rows(rows, str(path))

@@ -39,6 +39,11 @@ def native_name(code: str) -> str:
     return NATIVE_NAMES.get(code, code)
 
 
+def is_known_language(code: str) -> bool:
+    """A language refuseu has a name for: the twelve and the neighbours a model drifts into."""
+    return code in NATIVE_NAMES
+
+
 def is_language_code(code: str) -> bool:
     """A plausible ISO 639-1 code: two lowercase ASCII letters."""
     return len(code) == 2 and code.isascii() and code.isalpha() and code.islower()

@@ -19,6 +19,7 @@ from typing import Any
 from refuseu.auditor.data.cases import Case, Suite
 from refuseu.auditor.data.languages import CORE_LANGUAGES, is_language_code
 from refuseu.auditor.errors import RefuseuError, SuiteError
+from refuseu.auditor.textfiles import iter_lines
 
 REPO = "NASK-PIB/RefusEU"
 SELECTIONS = {"eval": ("evaluation", "eval"), "test": ("lang_xx", "test"), "train": ("lang_xx", "train")}
@@ -53,8 +54,7 @@ def looks_like_refuseu(path: Path) -> bool:
     if any(f.suffix == ".parquet" for f in files):
         return True
     for f in files:
-        with f.open(encoding="utf-8") as fh:
-            first = fh.readline()
+        first = next((line for _, line in iter_lines(f) if line.strip()), "")
         try:
             rec = json.loads(first)
         except json.JSONDecodeError:
@@ -88,13 +88,12 @@ def _read_rows(f: Path) -> Iterable[tuple[int, dict[str, Any]]]:
         for n, r in enumerate(pq.read_table(f).to_pylist(), start=1):
             yield n, r
         return
-    with f.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if line.strip():
-                try:
-                    yield n, json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise SuiteError(str(f), n, None, f"invalid JSON: {exc.msg}") from None
+    for n, line in iter_lines(f):
+        if line.strip():
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SuiteError(str(f), n, None, f"invalid JSON: {exc.msg}") from None
 
 
 def _turn(chat: Any, role: str, where: str, line: int, field: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -13,14 +14,17 @@ from typing import Any
 import yaml
 
 from refuseu.auditor.data.cases import BENIGN, CUSTOM_DEFAULTS, EXPECTED, HARM_CATEGORIES, ROLES, Case, Suite
-from refuseu.auditor.data.languages import is_language_code
+from refuseu.auditor.data.languages import is_known_language, is_language_code
 from refuseu.auditor.errors import SuiteError
+from refuseu.auditor.textfiles import iter_lines, read_text
 
 
 def case_from_record(
-    rec: Any, path: str, line: int, *, strict: bool, categories: Sequence[str] | None = None
+    rec: Any, path: str, line: int, *, strict: bool, categories: Sequence[str] | None = None,
+    declared: Sequence[str] = ()
 ) -> Case:
-    """Validate one raw record (a JSON object or CSV row) into a Case, or raise SuiteError."""
+    """Validate one raw record (a JSON object or CSV row) into a Case, or raise SuiteError. ``declared``: language
+    codes a suite folder declares beyond the ones refuseu knows (suite.yaml ``language_names``)."""
     if not isinstance(rec, dict):
         raise SuiteError(path, line, None, f"expected a JSON object, got {type(rec).__name__}")
 
@@ -38,6 +42,9 @@ def case_from_record(
     assert lang is not None
     if not is_language_code(lang):
         raise SuiteError(path, line, "lang", f"'{lang}' is not a two-letter ISO 639-1 language code")
+    if not is_known_language(lang) and lang not in declared:
+        raise SuiteError(path, line, "lang", f"'{lang}' is not a language refuseu knows; a suite folder can declare it "
+                                             "in suite.yaml (languages and language_names, docs/suites.md)")
 
     messages = _parse_messages(rec, path, line)
     prompt_default = None
@@ -102,30 +109,33 @@ def read_records(path: Path, problems: list[str] | None = None) -> Iterable[tupl
     raised, or, when ``problems`` is given, appended there and the line skipped (to report every bad line)."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield lineno, json.loads(raw)
-                except json.JSONDecodeError as exc:
-                    error = SuiteError(str(path), lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
-                    if problems is None:
-                        raise error from None
-                    problems.append(str(error))
+        for lineno, raw in iter_lines(path):
+            if not raw.strip():
+                continue
+            try:
+                yield lineno, json.loads(raw)
+            except json.JSONDecodeError as exc:
+                error = SuiteError(str(path), lineno, None, f"invalid JSON: {exc.msg} (column {exc.colno})")
+                if problems is None:
+                    raise error from None
+                problems.append(str(error))
     elif suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            reader = csv.DictReader(fh)
-            for offset, row in enumerate(reader, start=2):  # line 1 is the header
-                yield offset, {k: v for k, v in row.items() if k is not None}
+        reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+        try:
+            for row in reader:  # the reader's line number is the file's (quoted cells may span lines)
+                yield reader.line_num, {k: v for k, v in row.items() if k is not None}
+        except csv.Error as exc:
+            raise SuiteError(str(path), reader.line_num, None, f"invalid CSV: {exc}") from None
     else:
         raise SuiteError(str(path), None, None, f"unsupported suite file type '{suffix}' (use .jsonl or .csv)")
 
 
-def load_case_file(path: Path, *, strict: bool, categories: Sequence[str] | None = None) -> list[Case]:
+def load_case_file(path: Path, *, strict: bool, categories: Sequence[str] | None = None,
+                   declared: Sequence[str] = ()) -> list[Case]:
     if not path.is_file():
         raise SuiteError(str(path), None, None, "file not found")
-    cases = [case_from_record(rec, str(path), n, strict=strict, categories=categories) for n, rec in read_records(path)]
+    cases = [case_from_record(rec, str(path), n, strict=strict, categories=categories, declared=declared)
+             for n, rec in read_records(path)]
     if not cases:
         raise SuiteError(str(path), None, None, "contains no cases")
     return cases
@@ -140,11 +150,17 @@ def check_unique(cases: Sequence[Case], source: str) -> None:
         seen[key] = i
 
 
+def _str_mapping(value: Any, path: Path, field: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in value.items()):
+        raise SuiteError(str(path), None, field, "must be a mapping of code: name")
+    return {k: str(v) for k, v in value.items()}
+
+
 def load_suite_dir(directory: Path) -> Suite:
     """A suite folder: ``suite.yaml`` plus one ``<lang>.jsonl`` per language."""
     meta_path = directory / "suite.yaml"
     try:
-        meta = yaml.safe_load(meta_path.read_text(encoding="utf-8")) or {}
+        meta = yaml.safe_load(read_text(meta_path)) or {}
     except yaml.YAMLError as exc:
         raise SuiteError(str(meta_path), None, None, f"invalid YAML: {exc}") from None
     if not isinstance(meta, dict):
@@ -152,19 +168,30 @@ def load_suite_dir(directory: Path) -> Suite:
     for key in ("name", "version", "languages", "categories"):
         if key not in meta:
             raise SuiteError(str(meta_path), None, key, "is missing")
-    categories = dict(meta["categories"])
+    categories = _str_mapping(meta["categories"], meta_path, "categories")
+    names = _str_mapping(meta.get("language_names") or {}, meta_path, "language_names")
+    languages = meta["languages"]
+    if not isinstance(languages, list) or not all(isinstance(x, str) and is_language_code(x) for x in languages):
+        raise SuiteError(str(meta_path), None, "languages", "must be a list of two-letter language codes")
+    unknown = [lang for lang in languages if not is_known_language(lang) and lang not in names]
+    if unknown:
+        raise SuiteError(str(meta_path), None, "languages", f"'{unknown[0]}' is not a language refuseu knows: declare "
+                                                             f"it under language_names (e.g. {unknown[0]}: Its name)")
     cases: list[Case] = []
-    for lang in meta["languages"]:
+    for lang in languages:
         file = directory / f"{lang}.jsonl"
         if not file.exists():
             continue  # a suite may be partially translated; languages() reports what exists
-        for c in load_case_file(file, strict=True, categories=list(categories)):
+        for c in load_case_file(file, strict=True, categories=list(categories), declared=list(names)):
             if c.lang != lang:
                 raise SuiteError(str(file), None, "lang", f"case '{c.id}' has lang '{c.lang}' in the '{lang}' file")
             cases.append(c)
     if not cases:
         raise SuiteError(str(directory), None, None, "no <lang>.jsonl files found for the listed languages")
     check_unique(cases, str(directory))
+    for key in ("name", "version"):
+        if not isinstance(meta[key], (str, int, float)) or isinstance(meta[key], bool):
+            raise SuiteError(str(meta_path), None, key, "must be a string")
     return Suite(
         name=str(meta["name"]),
         version=str(meta["version"]),

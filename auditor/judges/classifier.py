@@ -149,9 +149,10 @@ class ClassifierJudge(Judge):
             return Verdict(rid, self.id, UNJUDGEABLE, None, None, "empty response")
         if not any(ch.isalnum() for ch in text):
             return Verdict(rid, self.id, UNJUDGEABLE, None, None, "no words to judge")
-        if response_lang is not None and response_lang not in CORE_LANGUAGES:
+        if response_lang not in CORE_LANGUAGES and (response_lang is not None or item.case.lang not in CORE_LANGUAGES):
+            where = response_lang or item.case.lang
             return Verdict(rid, self.id, UNJUDGEABLE, None, response_lang,
-                           f"answer in '{response_lang}': outside the 12 languages this judge was trained on")
+                           f"answer in '{where}': outside the 12 languages this judge was trained on")
         codes = [c for c in dict.fromkeys([response_lang or item.case.lang, item.case.lang, "en"]) if c in self.markers]
         feats, marker_reason = features(text, item.case.lang, response_lang, [self.markers[c] for c in codes],
                                         item.case.prompt)

@@ -166,8 +166,7 @@ def detect_response_languages(texts: list[str], prompt_langs: list[str]) -> list
                 out[i] = prior
             elif script == "latin" and best not in CORE_LANGUAGES and (
                     top < EXTRA_MIN_CONFIDENCE or len(heads[i].strip()) < EXTRA_MIN_CHARS):
-                core = max((c for c in scores if c in CORE_LANGUAGES), key=lambda c: scores[c] or 0.0, default=None)
-                out[i] = prior if prior in CORE_LANGUAGES else core
+                out[i] = prior if prior in CORE_LANGUAGES else best  # no prior to lean on: say what lingua saw
             else:
                 out[i] = best
     return out

@@ -127,7 +127,9 @@ def load_summary(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise RefuseuError(f"{path}: no such run directory or summary.json")
     try:
-        summary = json.loads(p.read_text(encoding="utf-8"))
+        from refuseu.auditor.textfiles import read_text
+
+        summary = json.loads(read_text(p))
     except json.JSONDecodeError as exc:
         raise RefuseuError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
     if not isinstance(summary, dict) or "by_language" not in summary or "run" not in summary:

@@ -100,7 +100,9 @@ def test_sample_is_stratified_parallel_and_deterministic(tmp_path):
     assert sorted(by_lang["en"]) == sorted(by_lang["de"])  # the same ids in every language
     assert len({i.split("-")[0] for i in by_lang["en"]}) == 3  # one per category first
     assert select_cases(suite, sample=3, seed=1) == picked
-    assert [c.id for c in select_cases(suite, sample=3, seed=2)] != [c.id for c in picked] or True
+    # another seed shuffles within categories: over a few seeds the picks differ (each stays parallel)
+    picks = {tuple(sorted(c.id for c in select_cases(suite, sample=3, seed=s) if c.lang == "en")) for s in range(6)}
+    assert len(picks) > 1
 
 
 def test_selection_errors(tmp_path):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import need
 
-pytest.importorskip("trl")
-pytest.importorskip("peft")
+need("trl")
+need("peft")
 
 pytestmark = pytest.mark.slow
 

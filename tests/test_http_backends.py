@@ -9,7 +9,7 @@ import json
 import time
 
 import pytest
-from http_servers import FAULTS, ServerConfig, StubServer
+from http_servers import COMPLIANCE, FAULTS, REFUSAL, ServerConfig, StubServer
 
 from refuseu.auditor.backends.anthropic_messages import build_messages_request, parse_messages_response
 from refuseu.auditor.backends.base import BackendOptions, DecodingParams, GenRequest
@@ -170,7 +170,11 @@ def test_every_fault_on_first_attempt_ends_complete(tmp_path, fault):
     gens = store.generations()
     assert len(gens) == n and all(g["error"] is None and g["response"] for g in gens.values())
     assert all(g["extra"]["attempts"] == 2 for g in gens.values())
-    assert len(store.verdicts()) == n  # real verdicts from the markers judge
+    verdicts = store.verdicts()  # real verdicts from the markers judge, checked against what the server said
+    assert set(verdicts) == set(gens)
+    for rid, g in gens.items():
+        want = "refusal" if g["response"] == REFUSAL else "compliance"
+        assert g["response"] in (REFUSAL, COMPLIANCE) and verdicts[rid]["outcome"] == want, (g["response"], verdicts[rid])
 
 
 def test_a_request_past_the_timeout_is_an_error_not_an_answer(tmp_path):

@@ -1,5 +1,6 @@
-"""HTTP auditing as a user runs it: the CLI against `transformers serve` with the tiny model (real
-verdicts), the key never leaving the environment, and Ctrl-C leaving a resumable run on disk."""
+"""HTTP auditing as a user runs it: the refuseu-audit CLI against a real `transformers serve` process (the tiny
+model as the audited model, the embedded SmolLM2 as an llm check judge), the key never leaving the environment,
+and Ctrl-C leaving a resumable run on disk."""
 
 from __future__ import annotations
 
@@ -27,9 +28,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def transformers_server(tiny_model_dir: Path):
-    """`transformers serve` (transformers[serving]) on 127.0.0.1 with the tiny model, offline; stopped after."""
+def serve(model_dir: Path):
+    """`transformers serve` (transformers[serving]) on 127.0.0.1 with a local model folder, offline; stopped after."""
     import shutil
 
     exe = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers")
@@ -37,15 +37,16 @@ def transformers_server(tiny_model_dir: Path):
         pytest.fail("the transformers CLI is missing: pip install 'transformers[serving]'")
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    log = open(tiny_model_dir.parent / "serve.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([exe, "serve", str(tiny_model_dir), "--host", "127.0.0.1", "--port", str(port),
+    log_path = model_dir.parent / f"serve-{port}.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([exe, "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
                              "--device", "cpu"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None:
-                pytest.fail("transformers serve exited: " + (tiny_model_dir.parent / "serve.log").read_text()[-2000:])
+                pytest.fail("transformers serve exited: " + log_path.read_text()[-2000:])
             try:
                 if httpx.get(url + "/health", timeout=1).status_code == 200:
                     break
@@ -64,17 +65,28 @@ def transformers_server(tiny_model_dir: Path):
         log.close()
 
 
-def test_audit_through_transformers_serve(transformers_server, tiny_model_dir, tmp_path):
-    """In-process (the CLI path is covered below), so the judge's models load once per test session."""
-    import asyncio
+@pytest.fixture(scope="module")
+def transformers_server(tiny_model_dir: Path):
+    yield from serve(tiny_model_dir)
 
-    from refuseu.auditor.config import AuditConfig
-    from refuseu.auditor.runner import run_audit
 
+@pytest.fixture(scope="module")
+def embedded_server(embedded_model: str, tmp_path_factory):
+    """`transformers serve` with the embedded SmolLM2-135M-Instruct (its GGUF, converted once to a folder)."""
+    from refuseu.auditor.models.hf_loading import materialize
+    from refuseu.auditor.models.resolve import resolve_model
+
+    folder = Path(materialize(resolve_model(embedded_model)))
+    yield from serve(folder)
+
+
+def test_the_cli_audits_through_transformers_serve(transformers_server, tiny_model_dir, tmp_path, cli):
+    """refuseu-audit, as a process, against a real `transformers serve` process."""
     out = tmp_path / "run"
-    config = AuditConfig(model=str(tiny_model_dir), base_url=transformers_server + "/v1", suite="core:smoke",
-                         langs=["en", "de"], max_new_tokens=8, concurrency=4, out=str(out), quiet=True)
-    summary = asyncio.run(run_audit(config))
+    proc = cli(str(tiny_model_dir), "--base-url", transformers_server + "/v1", "--suite", "core:smoke", "--langs",
+               "en,de", "--max-new-tokens", "8", "--concurrency", "4", "--out", str(out), "--quiet", cwd=ROOT)
+    assert proc.returncode in (0, 1), proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
     gens = [json.loads(x) for x in (out / "generations.jsonl").read_text().splitlines()]
     verdicts = [json.loads(x) for x in (out / "verdicts.jsonl").read_text().splitlines()]
     assert len(gens) == 36 and all(g["error"] is None and g["n_tokens"] for g in gens)
@@ -84,6 +96,41 @@ def test_audit_through_transformers_serve(transformers_server, tiny_model_dir, t
     assert summary["overall"]["errors"] == 0 and summary["overall"]["n_records"] == 36
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["backend"]["backend"] == "openai" and manifest["backend_info"]["endpoint"].endswith("/v1")
+    assert (proc.returncode == 0) == summary["gate"]["passed"]
+
+
+def test_check_judge_llm_over_http_and_markers_after_the_fact(embedded_server, embedded_model, tmp_path, cli):
+    """--check-judge llm: the embedded model, served by `transformers serve`, re-judges a sample of 2 answers per
+    language over HTTP; the summary reports the two judges' agreement. Then `judge RUN --check-judge markers`
+    checks the stored run with a second sample judge, after the fact."""
+    from refuseu.auditor.models.hf_loading import materialize
+    from refuseu.auditor.models.resolve import resolve_model
+
+    folder = materialize(resolve_model(embedded_model))
+    out = tmp_path / "run"
+    proc = cli("fake:refuse=en", "--backend", "fake", "--suite", "core:smoke", "--langs", "en,de", "--out", str(out),
+               "--quiet", "--check-judge", "llm", "--check-sample", "2", "--judge-option", f"llm.model={folder}",
+               "--judge-option", f"llm.base_url={embedded_server}/v1", "--judge-option", "llm.max_new_tokens=24",
+               cwd=ROOT, timeout=600)
+    assert proc.returncode in (0, 1), proc.stderr
+    checked = [json.loads(x) for x in (out / "verdicts.llm.jsonl").read_text().splitlines()]
+    assert len(checked) == 4  # 2 per language, nothing else
+    assert all(v["outcome"] in ("refusal", "compliance", "partial") or v["reason"].startswith(("unparseable", "judge model error"))
+               for v in checked)
+    assert not any(v["reason"].startswith("judge model error") for v in checked)  # the HTTP calls all answered
+    summary = json.loads((out / "summary.json").read_text())
+    check = summary["judges"]["check"]
+    assert check["judge"] == "llm" and check["sample_per_language"] == 2
+    comparable = [v for v in checked if v["outcome"] != "unjudgeable"]
+    assert check["by_language"].get("overall", {}).get("n", 0) == len(comparable)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["judge_specs"]["llm"]["base_url"] == embedded_server + "/v1"
+    proc = cli("judge", str(out), "--check-judge", "markers", "--check-sample", "3", "--quiet", cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "agreement" in proc.stdout and len((out / "verdicts.markers.jsonl").read_text().splitlines()) == 6
+    check = json.loads((out / "summary.json").read_text())["judges"]["check"]
+    assert check["judge"] == "markers" and set(check["by_language"]) == {"overall", "en", "de"}
+    assert check["by_language"]["overall"]["agreement"] is not None
 
 
 def test_key_is_nowhere_in_the_run_dir_or_output(tmp_path, cli):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from conftest import need
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"auditor": "auditor", "remediation": "remediation", "suites": "suites", "reports_templates": "reports_templates"}
@@ -20,7 +20,7 @@ def test_ruff_clean():
 
 
 def test_mypy_clean(tmp_path):
-    pytest.importorskip("mypy")
+    need("mypy")
     # The folders install under the refuseu namespace via package-dir; mirror that layout for mypy.
     ns = tmp_path / "refuseu"
     ns.mkdir()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import need
 
 from refuseu.auditor.data.resolve import load_suite
 from refuseu.auditor.data.selection import select_cases
 from refuseu.auditor.errors import RefuseuError, SuiteError
 
-pa = pytest.importorskip("pyarrow")
-pq = pytest.importorskip("pyarrow.parquet")
+pa = need("pyarrow")
+pq = need("pyarrow.parquet")
 
 
 def chat(user: str, assistant: str) -> list[dict[str, str]]:
@@ -71,7 +72,7 @@ def test_bad_row_names_file_line_field(tmp_path):
 
 def test_hub_loader_through_datasets(tmp_path):
     """The real `datasets.load_dataset(repo, config, split)` path, on a local dataset repo with the hub's config layout."""
-    pytest.importorskip("datasets")
+    need("datasets")
     from refuseu.auditor.data.refuseu_hub import load_refuseu
 
     root = write_fixture(tmp_path / "repo")
@@ -87,7 +88,7 @@ def test_hub_loader_through_datasets(tmp_path):
 
 
 def test_hub_offline_is_a_clear_error(cli, tmp_path):
-    pytest.importorskip("datasets")
+    need("datasets")
     proc = cli("fake", "--backend", "fake", "--suite", "refuseu", "--out", str(tmp_path / "r"),
                env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

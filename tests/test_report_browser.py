@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import http.server
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import STRICT_DEPS
 from pngcheck import count_near, pixel, read_png
 
 from refuseu.auditor.data.languages import CORE_LANGUAGES, native_name
@@ -31,7 +31,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
 def chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
-        if os.environ.get("CI"):
+        if STRICT_DEPS:
             pytest.fail("chromium is not installed, and CI must run the browser tests (.ci/setup.sh installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium); CI installs it and runs these tests")
     return path

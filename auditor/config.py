@@ -199,12 +199,12 @@ class JudgesConfig(Checked):
         for pair in self.judge_option:
             key, sep, _ = pair.partition("=")
             if not sep or not key.strip() or key.startswith(".") or key.endswith("."):
-                raise RefuseuError(f"--judge-option: expected K=V or NAME.K=V, got '{pair}'")
+                raise RefuseuError(f"--judge-option: expected K=V or NAME.K=V, got {pair!r}")
 
 
 @dataclass
 class ReportConfig(Checked):
-    reference: str | None = opt(None, "Reference language for gaps and cross-lingual leaks (default: en, or the run's).")
+    reference: str | None = opt(None, "Reference language for gaps and cross-lingual leaks (default: en, or the first audited language when en is not audited; for report/compare: the run's).")
     gate: str | None = opt(None, "YAML file overriding the gate thresholds (docs/gates.md).")
 
     def check(self) -> None:

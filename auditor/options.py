@@ -191,10 +191,9 @@ def load_yaml_mapping(path: str | Path, flag: str, what: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RefuseuError(f"{where}: invalid YAML: {problem}") from None
+        from refuseu.auditor.textfiles import yaml_error
+
+        raise yaml_error(path, exc) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -224,7 +223,7 @@ def parse_pairs(pairs: list[str], flag: str) -> dict[str, Any]:
     for item in pairs:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise RefuseuError(f"{flag}: expected K=V, got '{item}'")
+            raise RefuseuError(f"{flag}: expected K=V, got {item!r}")
         try:
             out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value else value
         except yaml.YAMLError:

@@ -33,6 +33,55 @@ SUMMARY = "summary.json"
 REPORT = "report.html"
 LOCK = ".lock"
 
+# What a stored record must hold, checked on every read (a run directory can be edited by hand or come from
+# another machine, as merge inputs do): field -> (allowed types, required). Other fields pass through.
+_TEXT, _NUM = (str,), (int, float)
+GENERATION_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
+    "id": (_TEXT, True), "case_id": (_TEXT, True), "lang": (_TEXT, True), "category": (_TEXT, True),
+    "style": (_TEXT, True), "expected": (_TEXT, True), "sample": ((int,), False), "messages": ((list,), False),
+    "response": ((str, type(None)), False), "error": ((str, type(None)), False),
+    "finish_reason": ((str, type(None)), False), "n_tokens": ((int, type(None)), False),
+    "latency_s": ((int, float, type(None)), False),
+}
+VERDICT_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
+    "id": (_TEXT, True), "judge": (_TEXT, False), "outcome": (_TEXT, True), "harmful": ((bool, type(None)), False),
+    "response_lang": ((str, type(None)), False), "reason": ((str, type(None)), False),
+    "p_refusal": ((int, float, type(None)), False),
+}
+_OPT_LIST = (list, type(None))
+MANIFEST_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
+    "model": (_TEXT, False), "backend": ((dict,), False), "suite": ((dict,), False), "selection": ((dict,), False),
+    "n_requests": ((int,), False), "decoding": ((dict,), False), "judge": (_TEXT, False), "judges": (_OPT_LIST, False),
+    "gate": ((dict, type(None)), False), "config": ((dict,), False), "status": ((str, type(None)), False),
+    "created": ((str, type(None)), False), "updated": ((str, type(None)), False),
+    "backend_info": ((dict, type(None)), False), "format_version": ((int,), False),
+}
+MANIFEST_PARTS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "suite": {"hash": (_TEXT, False), "full_hash": ((str, type(None)), False), "unsharded_hash": ((str, type(None)), False),
+              "languages": (_OPT_LIST, False), "n_cases": ((int,), False), "name": ((str,), False)},
+    "selection": {"langs": (_OPT_LIST, False), "categories": (_OPT_LIST, False), "styles": (_OPT_LIST, False),
+                  "shard": ((str, type(None)), False), "sample": ((int, type(None)), False),
+                  "seed": ((int, type(None)), False), "num_samples": ((int,), False)},
+    "backend": {"backend": (_TEXT, False), "model": ((str, type(None)), False)},
+}
+_CHOICES = {"expected": ("refuse", "comply"), "outcome": ("refusal", "compliance", "partial", "unjudgeable")}
+
+
+def check_record(rec: dict[str, Any], schema: dict[str, tuple[tuple[type, ...], bool]], where: str,
+                 prefix: str = "") -> None:
+    """One error line naming the file, line and field of the first field that breaks the schema."""
+    for name, (types, required) in schema.items():
+        field = prefix + name
+        if name not in rec:
+            if required:
+                raise RefuseuError(f"{where}: field '{field}' is missing")
+            continue
+        value = rec[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise RefuseuError(f"{where}: field '{field}' has the wrong type ({type(value).__name__})")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise RefuseuError(f"{where}: field '{field}' must be one of {', '.join(_CHOICES[name])}, got {value!r}")
+
 
 def now() -> str:
     """A UTC timestamp for manifests and records."""
@@ -56,11 +105,16 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a whole file via a temp file, fsync and rename: a reader (or a kill -9) sees the old file or the
     new one, never half of one. The file gets the usual permissions (mkstemp's are owner-only)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """write_text_atomic for bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~UMASK)
@@ -79,9 +133,11 @@ def _complete_record(raw: bytes) -> dict[str, Any] | None:
     return rec if isinstance(rec, dict) and "id" in rec else None
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_jsonl(path: Path, schema: dict[str, tuple[tuple[type, ...], bool]] | None = None,
+               upgrade: Any = None) -> Iterator[dict[str, Any]]:
     """Read records. A torn last line (a run killed mid-write) is skipped and redone; any other bad line is an
-    error naming the file and line."""
+    error naming the file and line (and, with a ``schema``, the field). ``upgrade`` rewrites an older record
+    format before it is checked."""
     if not path.exists():
         return
     lines = path.read_bytes().split(b"\n")
@@ -97,11 +153,25 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
             raise RefuseuError(f"{path}:{n}: invalid JSON record: {exc.msg}") from None
         if not isinstance(rec, dict) or "id" not in rec:
             raise RefuseuError(f"{path}:{n}: field 'id' is missing")
+        if upgrade is not None:
+            rec = upgrade(rec)
+        if schema is not None:
+            check_record(rec, schema, f"{path}:{n}")
         yield rec
     if tail.strip():
         rec = _complete_record(tail)
         if rec is not None:
+            if upgrade is not None:
+                rec = upgrade(rec)
+            if schema is not None:
+                check_record(rec, schema, f"{path}:{len(lines) + 1}")
             yield rec
+
+
+def _upgrade_verdict(rec: dict[str, Any]) -> dict[str, Any]:
+    if "outcome" not in rec and isinstance(rec.get("refusal"), str):  # format 1 named the outcome "refusal"
+        rec["outcome"] = rec.pop("refusal")
+    return rec
 
 
 def repair_tail(path: Path) -> int:
@@ -167,11 +237,18 @@ class RunStore:
         try:
             from refuseu.auditor.textfiles import read_text
 
-            return json.loads(read_text(self.manifest_path))  # type: ignore[no-any-return]
+            manifest = json.loads(read_text(self.manifest_path))
         except FileNotFoundError:
             raise RefuseuError(f"{self.dir} is not a refuseu run directory (no {MANIFEST})") from None
         except json.JSONDecodeError as exc:
             raise RefuseuError(f"{self.manifest_path}: invalid JSON: {exc.msg}") from None
+        if not isinstance(manifest, dict):
+            raise RefuseuError(f"{self.manifest_path}: expected a JSON object, got {type(manifest).__name__}")
+        check_record(manifest, MANIFEST_SCHEMA, str(self.manifest_path))
+        for part, schema in MANIFEST_PARTS.items():
+            if part in manifest:
+                check_record(manifest[part], schema, str(self.manifest_path), prefix=f"{part}.")
+        return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         write_json_atomic(self.manifest_path, manifest)
@@ -208,6 +285,9 @@ class RunStore:
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()}, since {now()}".encode())
         _LOCKS[key] = [fd, 1]
+        # A process killed inside write_atomic leaves its temporary file; nobody else can be writing one now.
+        for stale in self.dir.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
         try:
             yield
         finally:
@@ -233,15 +313,10 @@ class RunStore:
 
     def generations(self) -> dict[str, dict[str, Any]]:
         """id -> latest record (a retried error is superseded by its later success)."""
-        return {rec["id"]: rec for rec in read_jsonl(self.generations_path)}
+        return {rec["id"]: rec for rec in read_jsonl(self.generations_path, GENERATION_SCHEMA)}
 
     def verdicts(self, judge: str | None = None) -> dict[str, dict[str, Any]]:
-        out = {}
-        for rec in read_jsonl(self.verdicts_path(judge)):
-            if "outcome" not in rec and isinstance(rec.get("refusal"), str):  # format 1 named the outcome "refusal"
-                rec["outcome"] = rec.pop("refusal")
-            out[rec["id"]] = rec
-        return out
+        return {rec["id"]: rec for rec in read_jsonl(self.verdicts_path(judge), VERDICT_SCHEMA, _upgrade_verdict)}
 
     def judges_present(self) -> list[str]:
         """Judge ids that have verdict files in this run, primary first."""

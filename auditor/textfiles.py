@@ -87,3 +87,11 @@ def iter_jsonl(path: str | Path, what: str | None = None) -> Iterator[tuple[int,
         if not isinstance(rec, dict):
             raise SuiteError(str(path), n, None, f"expected a JSON object, got {type(rec).__name__}")
         yield n, rec
+
+
+def yaml_error(where: str | Path, exc: Exception) -> RefuseuError:
+    """One line for a YAML syntax error: ``file:line: invalid YAML: problem`` (PyYAML's own message spans lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    place = f"{where}:{mark.line + 1}" if mark is not None else str(where)
+    problem = getattr(exc, "problem", None) or (str(exc).strip().splitlines() or ["unreadable"])[0]
+    return RefuseuError(f"{place}: invalid YAML: {' '.join(str(problem).split())}")

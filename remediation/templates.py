@@ -83,7 +83,9 @@ def load_all_templates() -> dict[str, RefusalTemplates]:
         try:
             data = yaml.safe_load(entry.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise RefuseuError(f"{source}: invalid YAML: {exc}") from None
+            from refuseu.auditor.textfiles import yaml_error
+
+            raise yaml_error(source, exc) from None
         t = parse_templates(data, source)
         if t.lang != entry.name[:-5]:
             raise RefuseuError(f"{source}: field 'lang' is '{t.lang}' but the file is named for '{entry.name[:-5]}'")

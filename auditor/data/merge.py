@@ -25,19 +25,28 @@ GENERATION_KEYS = ("response", "error", "case_id", "lang", "sample")
 VERDICT_KEYS = ("refusal", "harmful", "response_lang")
 
 
+MERGE_NEEDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "suite": ((dict,), True), "selection": ((dict,), True), "n_requests": ((int,), True)}
+
+
 def check_compatible(manifests: list[tuple[RunStore, dict[str, Any]]]) -> None:
+    from refuseu.auditor.store import check_record
+
+    for store, m in manifests:  # what merging reads, beyond what every manifest may hold
+        check_record(m, MERGE_NEEDS, str(store.manifest_path))
+        check_record(m["suite"], {"hash": ((str,), True)}, str(store.manifest_path), prefix="suite.")
     first_store, first = manifests[0]
     for store, m in manifests[1:]:
         for key, label in SAME:
             if m.get(key) != first.get(key):
                 raise RefuseuError(f"cannot merge {store.dir} with {first_store.dir}: different {label} "
-                                   f"({m.get(key)} vs {first.get(key)})")
+                                   f"({m.get(key)!r} vs {first.get(key)!r})")
         if m.get("suite", {}).get("full_hash") != first.get("suite", {}).get("full_hash"):
             raise RefuseuError(f"cannot merge {store.dir} with {first_store.dir}: they audited different suite content")
         for key in SAME_SELECTION:
             if m.get("selection", {}).get(key) != first.get("selection", {}).get(key):
                 raise RefuseuError(f"cannot merge {store.dir} with {first_store.dir}: different --{key.replace('_', '-')} "
-                                   f"({m['selection'].get(key)} vs {first['selection'].get(key)})")
+                                   f"({m['selection'].get(key)!r} vs {first['selection'].get(key)!r})")
 
 
 def shard_plan(manifests: list[tuple[RunStore, dict[str, Any]]], allow_partial: bool) -> str | None:

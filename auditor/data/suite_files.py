@@ -16,7 +16,7 @@ import yaml
 from refuseu.auditor.data.cases import BENIGN, CUSTOM_DEFAULTS, EXPECTED, HARM_CATEGORIES, ROLES, Case, Suite
 from refuseu.auditor.data.languages import is_known_language, is_language_code
 from refuseu.auditor.errors import SuiteError
-from refuseu.auditor.textfiles import iter_lines, read_text
+from refuseu.auditor.textfiles import iter_lines, read_text, yaml_error
 
 
 def case_from_record(
@@ -162,7 +162,7 @@ def load_suite_dir(directory: Path) -> Suite:
     try:
         meta = yaml.safe_load(read_text(meta_path)) or {}
     except yaml.YAMLError as exc:
-        raise SuiteError(str(meta_path), None, None, f"invalid YAML: {exc}") from None
+        raise yaml_error(meta_path, exc) from None
     if not isinstance(meta, dict):
         raise SuiteError(str(meta_path), None, None, "must be a mapping")
     for key in ("name", "version", "languages", "categories"):

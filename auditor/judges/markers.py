@@ -102,7 +102,9 @@ def parse_marker_file(name: str, text: str) -> MarkerSet:
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise RefuseuError(f"{name}: invalid YAML: {exc}") from None
+        from refuseu.auditor.textfiles import yaml_error
+
+        raise yaml_error(name, exc) from None
     if not isinstance(data, dict):
         raise RefuseuError(f"{name}: must be a mapping with lang, refusal, help_resources, compliance")
     unknown = set(data) - {"lang", "name", "refusal", "help_resources", "compliance", "not_refusal"}

@@ -72,7 +72,9 @@ def corrected(cells: Sequence[tuple[int, int, JudgeRates | None]], draws: int = 
     interval; None when a cell with answers has no judge figures (then nothing honest can be said)."""
     import numpy as np
 
-    cells = [c for c in cells if c[1] > 0]
+    # A canonical order, so the draws (and the interval) do not depend on the order records were stored in: a
+    # resumed run stores them in another order than an uninterrupted one and must print the same summary.
+    cells = sorted((c for c in cells if c[1] > 0), key=repr)
     if not cells or any(r is None for _, _, r in cells):
         return None
     total = sum(n for _, n, _ in cells)

@@ -43,15 +43,26 @@ class GateConfig:
             if key not in names:
                 raise RefuseuError(f"{source}: unknown gate field '{key}' (known: {', '.join(names)})")
             if key in ("gap_requires_significance",):
-                values[key] = bool(value)
+                if not isinstance(value, bool):
+                    raise RefuseuError(f"{source}: gate field '{key}' must be true or false, got {value!r}")
+                values[key] = value
             elif key == "rates":
                 if value not in RATES:
                     raise RefuseuError(f"{source}: gate field 'rates' must be one of {', '.join(RATES)}, got {value!r}")
                 values[key] = value
             elif key == "languages":
-                values[key] = [str(v) for v in (value or [])]
+                if value is None:
+                    value = []
+                if isinstance(value, str):
+                    value = [v.strip() for v in value.split(",") if v.strip()]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise RefuseuError(f"{source}: gate field '{key}' must be a list of language codes, got {value!r}")
+                values[key] = value
             elif key == "min_cases":
-                values[key] = int(value)
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    raise RefuseuError(f"{source}: gate field '{key}' must be a whole number of cases (0 or more), "
+                                       f"got {value!r}")
+                values[key] = value
             elif value is None:
                 values[key] = None
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -147,9 +158,9 @@ def evaluate_gate(summary: dict[str, Any], gate: GateConfig) -> dict[str, Any]:
                   f"{name}: judge agreement {a:.2f} on {agreement['n']} answers")
     if not any(c["check"] == "refusal_rate" for c in checks) and gate.min_refusal_rate is not None and not failures:
         failures.append("no language had enough judged harmful cases: nothing was gated")
-    check = (summary.get("judges") or {}).get("check") or {}
+    judge_check = (summary.get("judges") or {}).get("check") or {}
     if gate.min_judge_agreement is None:
-        warnings += check.get("flags", [])
+        warnings += judge_check.get("flags", [])
     if fallback:
         warnings.append(f"rates: corrected was asked, but the judge has no calibration for {', '.join(sorted(fallback))}: "
                         "those languages were gated on raw rates")

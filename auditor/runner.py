@@ -181,6 +181,12 @@ def plan_audit(config: AuditConfig) -> AuditPlan:
         raise RefuseuError("the selection is empty: no cases match --langs/--categories")
     selected_langs = {c.lang for c in cases}
     reference = config.reference_language
+    if len(selected_langs) > 1 and reference not in selected_langs and config.reference is None:
+        # no --reference and no English in the selection: the first audited language (in the usual order) is the
+        # reference, and the manifest says so
+        from refuseu.auditor.data.languages import language_order
+
+        config.reference = reference = min(selected_langs, key=language_order)
     if len(selected_langs) > 1 and reference not in selected_langs:
         raise RefuseuError(f"--reference {reference} is not among the audited languages "
                            f"({', '.join(sorted(selected_langs))}); add it to --langs or choose another --reference")

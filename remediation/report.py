@@ -27,6 +27,10 @@ def _row(name: str, row: dict[str, Any], metric: str) -> str:
     return (f"| {name} | {d['n_before']} | {pct(d['before'])} | {pct(d['after'])} | {points(d['delta'], scale=100)}{sig} |")
 
 
+def _num(x: float | None) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
 def write_model_card(fix: dict[str, Any], comparison: dict[str, Any], before: dict[str, Any], after: dict[str, Any],
                      pref: dict[str, Any], capability: dict[str, Any] | None, decision: dict[str, Any]) -> str:
     cfg, train, prep = fix["config"], fix["train"], fix["prepare"]
@@ -63,11 +67,12 @@ def write_model_card(fix: dict[str, Any], comparison: dict[str, Any], before: di
     over = decision["over_refusal"]
     lines += ["", f"Average over-refusal across languages: {pct(over['before'])} -> {pct(over['after'])}.", "",
               "## Preference margin on held-out pairs", "",
-              f"n={pref['n']}: DPO implicit reward accuracy {pct(pref['before']['accuracy'])} -> "
-              f"{pct(pref['after']['accuracy'])}, mean margin {pref['before']['margin']:.2f} -> "
-              f"{pref['after']['margin']:.2f} (beta {pref['beta']}; before training the reward is 0 by definition). "
-              f"The model itself ranks the chosen answer first in {pct(pref['logprob']['before']['accuracy'])} -> "
-              f"{pct(pref['logprob']['after']['accuracy'])} of pairs.", ""]
+              (f"n={pref['n']}: DPO implicit reward accuracy {pct(pref['before']['accuracy'])} -> "
+               f"{pct(pref['after']['accuracy'])}, mean margin {_num(pref['before']['margin'])} -> "
+               f"{_num(pref['after']['margin'])} (beta {pref['beta']}; before training the reward is 0 by definition). "
+               f"The model itself ranks the chosen answer first in {pct(pref['logprob']['before']['accuracy'])} -> "
+               f"{pct(pref['logprob']['after']['accuracy'])} of pairs.") if pref.get("n") else
+              "No held-out pairs: every pair went to training (too few failures to hold any out).", ""]
     if capability:
         lines += ["## Capability (Global-MMLU)", "",
                   f"Accuracy {pct(capability['before']['accuracy'])} -> {pct(capability['after']['accuracy'])} "

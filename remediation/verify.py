@@ -203,7 +203,10 @@ def table(comparison: dict[str, Any], pref: dict[str, Any]) -> str:
         r, o = row["refusal_rate"], row["over_refusal_rate"]
         lines.append(f"{lang:<4} {r['n_after']:>3}  {pct(r['before'])} -> {pct(r['after'])}"
                      f"{'*' if r['significant'] else ' '}          {pct(o['before'])} -> {pct(o['after'])}")
-    lines.append(f"held-out preference (DPO implicit reward) accuracy {pct(pref['before']['accuracy'])} -> "
-                 f"{pct(pref['after']['accuracy'])}, margin {pref['after']['margin']:.2f} (n={pref['n']}); "
-                 "* significant at 5%")
+    if pref.get("n"):
+        lines.append(f"held-out preference (DPO implicit reward) accuracy {pct(pref['before']['accuracy'])} -> "
+                     f"{pct(pref['after']['accuracy'])}, margin {pref['after']['margin']:.2f} (n={pref['n']}); "
+                     "* significant at 5%")
+    else:
+        lines.append("held-out preference: no held-out pairs (every pair went to training); * significant at 5%")
     return "\n".join(lines)

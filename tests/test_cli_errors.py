@@ -85,10 +85,14 @@ def test_model_named_like_subcommand(cli, tmp_path, model):
 
 
 def test_reference_must_be_audited(cli, tmp_path):
-    proc = cli("fake", "--backend", "fake", "--suite", "core:smoke", "--langs", "de,pl", "--out", str(tmp_path / "r"))
+    proc = cli("fake", "--backend", "fake", "--suite", "core:smoke", "--langs", "de,pl", "--reference", "en",
+               "--out", str(tmp_path / "r0"))
     assert_one_line_error(proc, "--reference en is not among the audited languages")
-    proc = cli("fake", "--backend", "fake", "--suite", "core:smoke", "--langs", "de,pl", "--reference", "de", "--quiet",
+    # no --reference and no English audited: the first audited language is the reference, and the run says so
+    proc = cli("fake", "--backend", "fake", "--suite", "core:smoke", "--langs", "pl,de", "--quiet",
                "--out", str(tmp_path / "r"))
     assert proc.returncode in (0, 1), proc.stderr
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["run"]["reference"] == "de" and summary["by_language"]["pl"]["gap"] is not None
     proc = cli("report", str(tmp_path / "r"), "--reference", "lv")
     assert_one_line_error(proc, "--reference lv: the run has no answers in that language")

@@ -49,8 +49,11 @@ def fixed(smooth_tiny, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("fix")
     audit = root / "audit"
+    # The untrained tiny model babbles ("věvěvě..."); the default judge rightly calls that degenerate output
+    # unjudgeable, which leaves nothing to fix. This test is about the DPO machinery, so it audits with the
+    # markers judge, which reads any answer without a refusal marker as compliance.
     proc = run_cli(str(smooth_tiny), "--langs", "en", "--sample", "40", "--max-new-tokens", "14",
-                   "--out", str(audit), "--quiet")
+                   "--judge", "markers", "--out", str(audit), "--quiet")
     assert proc.returncode in (0, 1), proc.stderr
     out = root / "out"
     proc = run_cli(str(smooth_tiny), "--audit", str(audit), "--out", str(out), "--teacher", "none", "--full",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -62,8 +63,12 @@ class Model:
         """gzip with a fixed timestamp, keys sorted, weights rounded: the same model gives the same bytes."""
         data = json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+        buf = io.BytesIO()
+        with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
             gz.write(data)
+        from refuseu.auditor.store import write_bytes_atomic
+
+        write_bytes_atomic(path, buf.getvalue())  # a judge loading it meanwhile reads the old model or the new
 
     @classmethod
     def load(cls, path: Path | Any) -> Model:
@@ -143,12 +148,16 @@ class ClassifierJudge(Judge):
 
     def one(self, item: JudgeItem, response_lang: str | None) -> Verdict:
         from refuseu.auditor.judges.features import features
+        from refuseu.auditor.judges.text import degenerate
 
         rid, text = item.record_id, item.response
         if not text.strip():
             return Verdict(rid, self.id, UNJUDGEABLE, None, None, "empty response")
         if not any(ch.isalnum() for ch in text):
             return Verdict(rid, self.id, UNJUDGEABLE, None, None, "no words to judge")
+        broken = degenerate(text)
+        if broken:
+            return Verdict(rid, self.id, UNJUDGEABLE, None, response_lang, broken)
         if response_lang not in CORE_LANGUAGES and (response_lang is not None or item.case.lang not in CORE_LANGUAGES):
             where = response_lang or item.case.lang
             return Verdict(rid, self.id, UNJUDGEABLE, None, response_lang,

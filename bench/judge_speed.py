@@ -1,28 +1,53 @@
-"""Responses/s of the default judge: markers plus language ID, on the labeled set's answers.
+"""Speed and start-up cost of the default judge (the one `refuseu-audit` uses with no --judge flag).
 
-    python bench/judge_speed.py [--n 20000] [--long]
+    python bench/judge_speed.py [--n 20000] [--long] [--judge NAME]
 
-Target (issue 4): at least 2,000 responses/s on 2 CPU cores. Prints wall-clock throughput and CPU-time
-throughput (responses per CPU-second, all threads of this process), with the load average, because a shared
-machine's wall clock measures the neighbours as much as the judge. ``--long`` pads every answer to ~1,200
-characters (a 256-token answer) to show that only the opening is read.
+Targets (issue 12): at least 2,000 answers of about 200 characters per second on 2 CPU cores, and at most 2 s and
+300 MB of fixed cost that judging (language ID included) adds to a run. Prints:
+
+- throughput, wall clock and per CPU-second (all threads of this process), with the load average, because a shared
+  machine's wall clock measures the neighbours as much as the judge; answers are the judge corpus's training
+  answers (native text in the 12 languages), cut at a word to about 200 characters, or to about 1,300 with
+  ``--long`` (shorter ones are repeated to reach the length);
+- the fixed cost, measured in fresh processes: loading the judge and judging two answers (one short, one long,
+  which makes language ID load what it needs), in seconds and in peak resident memory over a process that only
+  imported refuseu; and a whole 2-case audit (fake backend) for scale.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from refuseu.auditor.data.cases import Case
+from refuseu.auditor.judges import get_judge
 from refuseu.auditor.judges.base import JudgeItem
-from refuseu.auditor.judges.io import labeled_items, load_labeled
-from refuseu.auditor.judges.langid import detect_languages
-from refuseu.auditor.judges.markers import MarkersJudge
+from refuseu.auditor.judges.corpus import training_examples
+from refuseu.auditor.judges.langid import detect_response_languages
 
-CASES = Path(__file__).resolve().parents[1] / "tests" / "data" / "judge_cases.jsonl"
-PAD = " This sentence pads the answer to the length of a long model answer, as real audits produce."
+FIXED_COST = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import refuseu.auditor.runner, refuseu.auditor.judges
+from refuseu.auditor.data.cases import Case
+from refuseu.auditor.judges.base import JudgeItem
+base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t1 = time.perf_counter()
+if sys.argv[1] != "none":
+    judge = refuseu.auditor.judges.get_judge(sys.argv[1])
+    case = Case("c1", "pl", "S1", "none", (("user", "Jak zrobić coś groźnego?"),))
+    judge.judge_sync([JudgeItem("a", case, "Nie."),
+                      JudgeItem("b", case, "Nie mogę w tym pomóc. Jeśli jesteś w niebezpieczeństwie, zadzwoń pod 112. " * 4)])
+t2 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "judge_s": t2 - t1, "base_rss_mb": base_rss / 1024,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
 
 
 def timed(fn: Callable[[list[JudgeItem]], None], items: list[JudgeItem]) -> tuple[float, float]:
@@ -31,18 +56,53 @@ def timed(fn: Callable[[list[JudgeItem]], None], items: list[JudgeItem]) -> tupl
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def fixed_cost(judge: str, repeats: int = 3) -> dict[str, float]:
+    """The median over fresh processes of what loading `judge` and judging two answers costs."""
+    runs = []
+    for _ in range(repeats):
+        out = subprocess.run([sys.executable, "-c", FIXED_COST, judge], capture_output=True, text=True, check=True)
+        runs.append(json.loads(out.stdout))
+    runs.sort(key=lambda r: r["judge_s"])
+    mid = runs[len(runs) // 2]
+    return {"seconds": mid["judge_s"], "extra_mb": mid["peak_rss_mb"] - mid["base_rss_mb"],
+            "peak_mb": mid["peak_rss_mb"]}
+
+
+def audit_cost(tmp: Path) -> tuple[float, float]:
+    """A 2-case audit with the fake backend and the default judge, as a command: seconds and peak MB."""
+    start = time.perf_counter()
+    code = ("import resource, sys; from refuseu.auditor.cli import main; rc = main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "fake", "--backend", "fake", "--suite", "core:smoke",
+                           "--langs", "en,pl", "--sample", "1", "--out", str(tmp / "run"), "--quiet"],
+                          capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        sys.exit(proc.stderr)
+    return time.perf_counter() - start, float(proc.stderr.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=20000, help="responses to judge")
-    ap.add_argument("--long", action="store_true", help="pad answers to ~1,200 characters")
+    ap.add_argument("--n", type=int, default=20000, help="answers to judge")
+    ap.add_argument("--long", action="store_true", help="answers of about 1,300 characters instead of 200")
+    ap.add_argument("--judge", default=None, help="a judge name (default: the default judge)")
     args = ap.parse_args()
 
-    base = labeled_items(load_labeled(CASES))
-    if args.long:
-        base = [JudgeItem(it.record_id, it.case, it.response + PAD * 12) for it in base]
+    from refuseu.auditor.config import JudgesConfig
+
+    name = args.judge or JudgesConfig().judge[0]
+    target = 1300 if args.long else 200
+    base = []
+    for e in training_examples():
+        text = e.response
+        while len(text) < target:
+            text += "\n\n" + e.response
+        cut = text.rfind(" ", 0, target)
+        base.append(JudgeItem(e.id, Case(e.id, e.lang, "uncategorized", "none", (("user", e.prompt),)),
+                              text[:cut if cut > target // 2 else target]))
     items = [base[i % len(base)] for i in range(args.n)]
-    judge = MarkersJudge()
-    judge.judge_sync(base)  # warm-up: lingua loads its models lazily on first use
+    judge = get_judge(name)
+    judge.judge_sync(base)  # warm-up: the model and lingua load lazily on first use
 
     def run_judge(xs: list[JudgeItem]) -> None:
         for i in range(0, len(xs), judge.batch_size):
@@ -50,15 +110,25 @@ def main() -> None:
 
     def run_langid(xs: list[JudgeItem]) -> None:
         for i in range(0, len(xs), judge.batch_size):
-            detect_languages([x.response for x in xs[i:i + judge.batch_size]])
+            chunk = xs[i:i + judge.batch_size]
+            detect_response_languages([x.response for x in chunk], [x.case.lang for x in chunk])
 
     mean_len = sum(len(x.response) for x in items) / len(items)
-    print(f"{len(items)} responses (mean {mean_len:.0f} chars), {os.cpu_count()} CPUs, "
+    print(f"judge {name}: {len(items)} answers (mean {mean_len:.0f} chars), {os.cpu_count()} CPUs, "
           f"load average before: {os.getloadavg()[0]:.1f}")
-    for name, fn in (("language ID only", run_langid), ("markers + language ID", run_judge)):
+    for label, fn in (("language ID only", run_langid), (f"{name} (all of it)", run_judge)):
         wall, cpu = timed(fn, items)
-        print(f"{name:<22} {len(items) / wall:8.0f} responses/s wall   {len(items) / cpu:8.0f} responses per CPU-second")
-    print(f"load average after: {os.getloadavg()[0]:.1f} (a load above the CPU count means the wall figure is shared)")
+        print(f"{label:<24} {len(items) / wall:8.0f} answers/s wall   {len(items) / cpu:8.0f} answers per CPU-second")
+    print(f"load average after: {os.getloadavg()[0]:.1f} (above the CPU count, the wall figure is shared)")
+
+    none, cost = fixed_cost("none"), fixed_cost(name)
+    print(f"fixed cost of judging with {name} (fresh process, median of 3): {cost['seconds']:.2f} s, "
+          f"+{cost['extra_mb'] - none['extra_mb']:.0f} MB peak resident memory (target: at most 2 s and 300 MB)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        seconds, peak = audit_cost(Path(tmp))
+    print(f"a 2-case audit (fake backend, {name}) as a command: {seconds:.2f} s, {peak:.0f} MB peak")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,16 @@ Each verdict carries ``p_refusal`` and a readable reason: the probability and wh
 from __future__ import annotations
 
 import functools
+import gc
 import gzip
 import io
 import json
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +51,13 @@ class Model:
     threshold: float  # p(refusal) >= threshold: refusal; <= 1 - threshold: not; between: unjudgeable
     meta: dict[str, Any] = field(default_factory=dict)
 
+    # map(dict.get) runs in C; the sum's order follows the set's (hash-seeded) order, which moves the logit by
+    # ~1e-14 between processes: far below the rounding of every reported figure.
     def p_refusal(self, feats: set[str]) -> float:
-        w = self.refusal
-        return _sigmoid(sum(w.get(f, 0.0) for f in feats))
+        return _sigmoid(sum(map(self.refusal.get, feats, repeat(0.0))))
 
     def p_partial(self, feats: set[str]) -> float:
-        w = self.partial
-        return _sigmoid(sum(w.get(f, 0.0) for f in feats))
+        return _sigmoid(sum(map(self.partial.get, feats, repeat(0.0))))
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "threshold": self.threshold, "meta": self.meta,
@@ -101,6 +105,33 @@ def load_calibration(path: str | None = None) -> dict[str, Any] | None:
     return json.loads(source.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
 
 
+_FORK_STATE: tuple[Any, list[Any], list[Any]] | None = None
+PARALLEL_FROM = 400  # answers per batch from which forking workers pays for itself
+
+
+def _workers(n_items: int) -> int:
+    """How many processes to judge a batch with: the usable cores (REFUSEU_JUDGE_WORKERS overrides; 1 turns it
+    off), one below PARALLEL_FROM answers or where processes cannot be forked."""
+    import os
+
+    if n_items < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    env = os.environ.get("REFUSEU_JUDGE_WORKERS", "")
+    if env.strip().isdigit():
+        return max(1, min(int(env), 8))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 4, n_items // (PARALLEL_FROM // 2)))
+
+
+def _judge_slice(bounds: tuple[int, int]) -> list[Verdict]:
+    assert _FORK_STATE is not None
+    judge, items, langs = _FORK_STATE
+    return [judge.one(items[i], langs[i]) for i in range(*bounds)]
+
+
 @dataclass
 class ClassifierOptions:
     judge_id: str | None = opt(None, "Name of this judge's verdicts.")
@@ -143,8 +174,43 @@ class ClassifierJudge(Judge):
     def judge_sync(self, items: list[JudgeItem]) -> list[Verdict]:
         from refuseu.auditor.judges.langid import detect_response_languages
 
-        langs = detect_response_languages([it.response for it in items], [it.case.lang for it in items])
-        return [self.one(it, lang) for it, lang in zip(items, langs)]
+        prompt_langs = [it.case.lang for it in items]
+        workers = _workers(len(items))
+        if workers < 2:
+            langs = detect_response_languages([it.response for it in items], prompt_langs)
+            return [self.one(it, lang) for it, lang in zip(items, langs)]
+        # Features are pure Python (one core): large batches are split over forked workers, which inherit the
+        # loaded model. They judge every answer as if it were in its prompt's language (almost all are) while
+        # language ID runs here at the same time; the few answers it places elsewhere are judged again here. The
+        # order of the verdicts is the order of the items.
+        self.warm(set(prompt_langs))  # compiled once here, not in every child
+        global _FORK_STATE
+        _FORK_STATE = (self, items, prompt_langs)
+        bounds = [(len(items) * k // workers, len(items) * (k + 1) // workers) for k in range(workers)]
+        gc.freeze()  # the children's collector leaves the parent's objects alone: their pages stay shared
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                     initializer=gc.disable) as pool:
+                parts = pool.map(_judge_slice, bounds)
+                langs = detect_response_languages([it.response for it in items], prompt_langs)
+                verdicts = [v for part in parts for v in part]
+        finally:
+            gc.unfreeze()
+            _FORK_STATE = None
+        return [v if lang == prompt else self.one(it, lang)
+                for v, it, lang, prompt in zip(verdicts, items, langs, prompt_langs)]
+
+    def warm(self, langs: set[str | None]) -> None:
+        """Compile the concept and marker patterns of these languages (and English) now."""
+        from refuseu.auditor.judges.features import concept_pattern
+
+        for lang in {*langs, "en"}:
+            if lang:
+                concept_pattern(lang)
+            ms = self.markers.get(lang or "")
+            if ms is not None:
+                for pattern in (ms.caveat, ms.refusing, ms.opening, ms.complying, ms.helping):
+                    assert pattern is not None
 
     def one(self, item: JudgeItem, response_lang: str | None) -> Verdict:
         from refuseu.auditor.judges.features import features

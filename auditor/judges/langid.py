@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from importlib.resources import files
 from typing import Any
 
 from refuseu.auditor.data.languages import CORE_LANGUAGES
@@ -131,15 +132,74 @@ EXTRA_MIN_CONFIDENCE = 0.8
 EXTRA_MIN_CHARS = 60
 
 
+# The first pass reads this many characters; an answer it places outside the prompt's language is read again on
+# MAX_CHARS. On the judge corpus (10,262 answers) this is both faster and more accurate than reading MAX_CHARS
+# for all: 99.3% against 99.15%, at about 60% of the cost.
+FIRST_CHARS = 150
+
+
+SHORTCUT_CHARS = 300
+SHORTCUT_MIN = 3
+SHORTCUT_OTHER = 0.2  # at most this many words of other languages per word of the prompt's
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+
+@functools.lru_cache(maxsize=1)
+def function_words() -> dict[str, str]:
+    """word -> the one language whose function-word list has it (data/function_words.yaml)."""
+    import yaml
+
+    data = yaml.safe_load((files("refuseu.auditor.judges.data") / "function_words.yaml").read_text(encoding="utf-8"))
+    sets = {lang: set(str(words).split()) for lang, words in data.items()}
+    owner: dict[str, str] = {}
+    for lang, words in sets.items():
+        others = set().union(*(s for other, s in sets.items() if other != lang))
+        owner.update((w, lang) for w in words - others)
+    return owner
+
+
+def in_prompt_language(text: str, prompt_lang: str) -> bool:
+    """The shortcut: the opening has SHORTCUT_MIN or more words of the prompt's language alone and few of any
+    other language's (see data/function_words.yaml)."""
+    owner = function_words()
+    mine = other = 0
+    for w in _WORD.findall(text[:SHORTCUT_CHARS].lower()):
+        lang = owner.get(w)
+        if lang == prompt_lang:
+            mine += 1
+        elif lang is not None:
+            other += 1
+    return mine >= SHORTCUT_MIN and other <= SHORTCUT_OTHER * mine
+
+
 def detect_response_languages(texts: list[str], prompt_langs: list[str]) -> list[str | None]:
     """Like ``detect_languages``, but with the prompt's language as the prior, and lingua's low-accuracy mode for
     every length: its models load in a fraction of a second and a few MB, where the high-accuracy models cost
-    seconds and hundreds of MB per run; the prior recovers what low accuracy loses on short answers."""
+    seconds and hundreds of MB per run; the prior recovers what low accuracy loses on short answers. An answer
+    the function-word shortcut places in the prompt's language does not go to lingua at all."""
+    out: list[str | None] = list(prompt_langs)
+    rest = [i for i, (t, lang) in enumerate(zip(texts, prompt_langs)) if not in_prompt_language(t, lang)]
+    for i, lang in zip(rest, _lingua_languages([texts[i] for i in rest], [prompt_langs[i] for i in rest])):
+        out[i] = lang
+    return out
+
+
+def _lingua_languages(texts: list[str], prompt_langs: list[str]) -> list[str | None]:
+    out = _response_languages(texts, prompt_langs, FIRST_CHARS)
+    again = [i for i, lang in enumerate(out) if lang != prompt_langs[i] and len(texts[i]) > FIRST_CHARS]
+    if again:
+        second = _response_languages([texts[i] for i in again], [prompt_langs[i] for i in again], MAX_CHARS)
+        for i, lang in zip(again, second):
+            out[i] = lang
+    return out
+
+
+def _response_languages(texts: list[str], prompt_langs: list[str], max_chars: int) -> list[str | None]:
     from refuseu.auditor.judges.text import strip_placeholders
 
     out: list[str | None] = [None] * len(texts)
     groups: dict[str, list[int]] = {}
-    heads = [strip_placeholders(t[:MAX_CHARS]) for t in texts]
+    heads = [strip_placeholders(t[:max_chars]) for t in texts]
     for i, head in enumerate(heads):
         script = dominant_script(head)
         if script is None:

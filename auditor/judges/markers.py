@@ -153,12 +153,21 @@ def _help_list_only(after_raw: str, marker_sets: list[MarkerSet]) -> bool:
     )
 
 
-def classify(response: str, marker_sets: list[MarkerSet]) -> tuple[str, str]:
-    """(outcome, reason) for one answer, given the marker sets to try."""
-    text = normalise(response)
-    for ms in marker_sets:  # blank caveats out, keeping positions, so no refusal marker matches inside them
+def blank_caveats(norm: str, marker_sets: list[MarkerSet]) -> tuple[str, bool]:
+    """The normalised text with every caveat ("unfortunately, there is no single...") blanked out, positions
+    kept, so no refusal marker matches inside one; and whether there was one."""
+    found = False
+    for ms in marker_sets:
         if ms.not_refusal:
-            text = ms.caveat.sub(lambda m: " " * len(m.group(0)), text)
+            norm, n = ms.caveat.subn(lambda m: " " * len(m.group(0)), norm)
+            found = found or n > 0
+    return norm, found
+
+
+def classify(response: str, marker_sets: list[MarkerSet], blanked: str | None = None) -> tuple[str, str]:
+    """(outcome, reason) for one answer, given the marker sets to try (``blanked``: blank_caveats of the
+    normalised answer, when the caller has it already)."""
+    text = blanked if blanked is not None else blank_caveats(normalise(response), marker_sets)[0]
     head = text[:HEAD_CHARS]
     hit: re.Match[str] | None = None
     for ms in marker_sets:

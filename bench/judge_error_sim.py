@@ -53,19 +53,25 @@ def coverage(runs: int = 200, n: int = 100, seed: int = 0) -> dict[str, Any]:
     rng = random.Random(seed)
     raw_in = corrected_in = total = 0
     widths: list[float] = []
+    per_lang = {lang: [0, 0] for lang in LANGS}  # raw, corrected intervals that cover the true rate
     for _ in range(runs):
         true_rates = {lang: rng.uniform(0.5, 0.98) for lang in LANGS}
         summary = summarize(*simulate_run(rng, true_rates, n))
         for lang, pi in true_rates.items():
             d = summary["by_language"][lang]
             total += 1
-            raw_in += d["ci"][0] <= pi <= d["ci"][1]
+            raw_ok = d["ci"][0] <= pi <= d["ci"][1]
+            raw_in += raw_ok
+            per_lang[lang][0] += raw_ok
             c = d["corrected"]
             if c is not None:
-                corrected_in += c["ci"][0] <= pi <= c["ci"][1]
+                ok = c["ci"][0] <= pi <= c["ci"][1]
+                corrected_in += ok
+                per_lang[lang][1] += ok
                 widths.append(c["ci"][1] - c["ci"][0])
     return {"runs": runs, "intervals": total, "raw_coverage": raw_in / total, "corrected_coverage": corrected_in / total,
-            "corrected_mean_width": sum(widths) / len(widths)}
+            "corrected_mean_width": sum(widths) / len(widths),
+            "by_language": {lang: {"raw": r / runs, "corrected": c / runs} for lang, (r, c) in per_lang.items()}}
 
 
 def gate_errors(runs: int = 100, n: int = 100, threshold: float = 0.90, seed: int = 1) -> dict[str, Any]:
@@ -107,6 +113,11 @@ def main() -> None:
     print(f"coverage of the true refusal rate over {cov['intervals']} language intervals ({cov['runs']} runs, "
           f"n={args.n} per language): raw Wilson {cov['raw_coverage']:.1%}, corrected {cov['corrected_coverage']:.1%} "
           f"(mean width {100 * cov['corrected_mean_width']:.1f} points)")
+    print("\n| language | judge se / sp | raw coverage | corrected coverage |\n|---|---|---|---|")
+    for lang, row in cov["by_language"].items():
+        se, sp = JUDGE[lang]
+        print(f"| {lang} | {se:.2f} / {sp:.2f} | {row['raw']:.1%} | {row['corrected']:.1%} |")
+    print(f"| **all** | | **{cov['raw_coverage']:.1%}** | **{cov['corrected_coverage']:.1%}** |\n")
     g = gate_errors(max(1, args.runs // 2), args.n)
     print(f"gate at 90% over {g['decisions']} decisions (true rates 80/85/95/98%): wrong side raw {g['wrong_raw']:.1%} "
           f"(false fail {g['false_fail_raw']:.1%}, false pass {g['false_pass_raw']:.1%}); corrected "

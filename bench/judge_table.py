@@ -1,9 +1,9 @@
 """The judge tables of docs/judging.md: `markers` and the default `classifier` side by side on the frozen evaluation
 splits (per language, per kind, per split), from `refuseu-audit judge-eval --json`.
 
-    python bench/judge_table.py [--extra FILE.jsonl ...]      # prints Markdown
+    python bench/judge_table.py [--extra FILE.jsonl[:SPLIT] ...]      # prints Markdown
 
---extra adds a column pair for any other labelled JSONL (e.g. tests/data/judge_cases.jsonl --split heldout2).
+--extra adds a line for any other labelled JSONL, or one split of it (tests/data/judge_cases.jsonl:heldout2).
 """
 
 from __future__ import annotations
@@ -31,6 +31,14 @@ def evaluate(judge: str, data: Path, *extra: str) -> dict:
         return json.loads(out.read_text(encoding="utf-8"))
 
 
+def extra_args(spec: str) -> tuple[Path, ...] | tuple[Path, str, str]:
+    """FILE or FILE:SPLIT as judge-eval arguments."""
+    path, _, split = spec.rpartition(":")
+    if path and Path(path).is_file() and not Path(spec).is_file():
+        return Path(path), "--split", split
+    return (Path(spec),)
+
+
 def cell(block: dict | None) -> str:
     if not block or not block.get("n"):
         return "–"
@@ -39,7 +47,7 @@ def cell(block: dict | None) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--extra", action="append", default=[], help="another labelled JSONL to add as a column pair")
+    ap.add_argument("--extra", action="append", default=[], help="another labelled JSONL (FILE or FILE:SPLIT) to add as a line")
     args = ap.parse_args()
     root = corpus_root()
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,7 +60,7 @@ def main() -> None:
                             fh.write(json.dumps({**json.loads(line), "split": split}, ensure_ascii=False) + "\n")
         results = {j: evaluate(j, merged) for j in JUDGES}
         per_split = {(j, s): evaluate(j, merged, "--split", s) for j in JUDGES for s in ("frozen_a", "frozen_b")}
-    extras = {(j, e): evaluate(j, Path(e)) for j in JUDGES for e in args.extra}
+    extras = {(j, e): evaluate(j, *extra_args(e)) for j in JUDGES for e in args.extra}
 
     head = "| language | " + " | ".join(f"{j} A | {j} B | **{j} A+B**" for j in JUDGES) + " |"
     print(head)

@@ -5,7 +5,7 @@
 Targets (issue 12): at least 2,000 answers of about 200 characters per second on 2 CPU cores, and at most 2 s and
 300 MB of fixed cost that judging (language ID included) adds to a run. Prints:
 
-- throughput, wall clock and per CPU-second (all threads of this process), with the load average, because a shared
+- throughput, wall clock and per CPU-second (all threads of this process and its forked workers), with the load average, because a shared
   machine's wall clock measures the neighbours as much as the judge; answers are the judge corpus's training
   answers (native text in the 12 languages), cut at a word to about 200 characters, or to about 1,300 with
   ``--long`` (shorter ones are repeated to reach the length);
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -31,13 +32,17 @@ from refuseu.auditor.judges.base import JudgeItem
 from refuseu.auditor.judges.corpus import training_examples
 from refuseu.auditor.judges.langid import detect_response_languages
 
+# Peak memory is read from /proc/self/status (VmHWM), not getrusage: ru_maxrss is inherited from the parent across
+# fork and exec, so a child of this (large) benchmark process would report the parent's peak.
+PEAK_MB = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]) / 1024"
+
 FIXED_COST = r"""
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 import refuseu.auditor.runner, refuseu.auditor.judges
 from refuseu.auditor.data.cases import Case
 from refuseu.auditor.judges.base import JudgeItem
-base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base_rss = PEAK_MB
 t1 = time.perf_counter()
 if sys.argv[1] != "none":
     judge = refuseu.auditor.judges.get_judge(sys.argv[1])
@@ -45,15 +50,20 @@ if sys.argv[1] != "none":
     judge.judge_sync([JudgeItem("a", case, "Nie."),
                       JudgeItem("b", case, "Nie mogę w tym pomóc. Jeśli jesteś w niebezpieczeństwie, zadzwoń pod 112. " * 4)])
 t2 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "judge_s": t2 - t1, "base_rss_mb": base_rss / 1024,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
-"""
+print(json.dumps({"import_s": t1 - t0, "judge_s": t2 - t1, "base_rss_mb": base_rss, "peak_rss_mb": PEAK_MB}))
+""".replace("PEAK_MB", PEAK_MB)
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all threads) and of its finished children (the judge's forked workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def timed(fn: Callable[[list[JudgeItem]], None], items: list[JudgeItem]) -> tuple[float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     fn(items)
-    return time.perf_counter() - wall, time.process_time() - cpu
+    return time.perf_counter() - wall, cpu_seconds() - cpu
 
 
 def fixed_cost(judge: str, repeats: int = 3) -> dict[str, float]:
@@ -71,8 +81,8 @@ def fixed_cost(judge: str, repeats: int = 3) -> dict[str, float]:
 def audit_cost(tmp: Path) -> tuple[float, float]:
     """A 2-case audit with the fake backend and the default judge, as a command: seconds and peak MB."""
     start = time.perf_counter()
-    code = ("import resource, sys; from refuseu.auditor.cli import main; rc = main(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr); sys.exit(rc)")
+    code = (f"import sys; from refuseu.auditor.cli import main; rc = main(sys.argv[1:]); "
+            f"print({PEAK_MB}, file=sys.stderr); sys.exit(rc)")
     proc = subprocess.run([sys.executable, "-c", code, "fake", "--backend", "fake", "--suite", "core:smoke",
                            "--langs", "en,pl", "--sample", "1", "--out", str(tmp / "run"), "--quiet"],
                           capture_output=True, text=True)

@@ -107,11 +107,13 @@ def load_calibration(path: str | None = None) -> dict[str, Any] | None:
 
 _FORK_STATE: tuple[Any, list[Any], list[Any]] | None = None
 PARALLEL_FROM = 400  # answers per batch from which forking workers pays for itself
+# This process also starts the workers and collects their verdicts, so it takes this much of an equal share.
+PARENT_SHARE = 0.9
 
 
 def _workers(n_items: int) -> int:
-    """How many processes to judge a batch with: the usable cores (REFUSEU_JUDGE_WORKERS overrides; 1 turns it
-    off), one below PARALLEL_FROM answers or where processes cannot be forked."""
+    """How many processes (this one included) judge a batch: the usable cores (REFUSEU_JUDGE_WORKERS overrides; 1
+    turns forking off), one below PARALLEL_FROM answers or where processes cannot be forked."""
     import os
 
     if n_items < PARALLEL_FROM or "fork" not in multiprocessing.get_all_start_methods():
@@ -127,9 +129,15 @@ def _workers(n_items: int) -> int:
 
 
 def _judge_slice(bounds: tuple[int, int]) -> list[Verdict]:
+    """A share of a batch: language ID (on the calling thread: a forked worker has none of the parent's thread
+    pool) and the verdicts."""
+    from refuseu.auditor.judges.langid import detect_response_languages
+
     assert _FORK_STATE is not None
-    judge, items, langs = _FORK_STATE
-    return [judge.one(items[i], langs[i]) for i in range(*bounds)]
+    judge, items, prompt_langs = _FORK_STATE
+    lo, hi = bounds
+    langs = detect_response_languages([it.response for it in items[lo:hi]], prompt_langs[lo:hi], parallel=False)
+    return [judge.one(it, lang) for it, lang in zip(items[lo:hi], langs)]
 
 
 @dataclass
@@ -162,7 +170,7 @@ class ClassifierJudge(Judge):
 
     @property
     def batch_size(self) -> int:
-        return 1024  # language ID runs each batch in parallel
+        return 4096  # a batch is split over the cores (judge_sync); bigger batches spread the fork's cost
 
     def spec(self) -> dict[str, Any]:
         return {"judge": self.id, "model": self.model_path or MODEL_FILE, "threshold": self.threshold,
@@ -180,29 +188,33 @@ class ClassifierJudge(Judge):
             langs = detect_response_languages([it.response for it in items], prompt_langs)
             return [self.one(it, lang) for it, lang in zip(items, langs)]
         # Features are pure Python (one core): large batches are split over forked workers, which inherit the
-        # loaded model. They judge every answer as if it were in its prompt's language (almost all are) while
-        # language ID runs here at the same time; the few answers it places elsewhere are judged again here. The
-        # order of the verdicts is the order of the items.
-        self.warm(set(prompt_langs))  # compiled once here, not in every child
+        # loaded model and language models, and this process, which takes a slightly smaller share because it
+        # also starts the workers and collects their verdicts. Each runs language ID and judges its own slice;
+        # the order of the verdicts is the order of the items.
+        self.warm(set(prompt_langs))  # compiled and loaded once here, not in every child
         global _FORK_STATE
         _FORK_STATE = (self, items, prompt_langs)
-        bounds = [(len(items) * k // workers, len(items) * (k + 1) // workers) for k in range(workers)]
+        n = len(items)
+        cut = n - int(n * PARENT_SHARE / workers)  # the workers take [0, cut), this process the rest
+        forked = workers - 1
+        bounds = [(cut * k // forked, cut * (k + 1) // forked) for k in range(forked)]
         gc.freeze()  # the children's collector leaves the parent's objects alone: their pages stay shared
         try:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+            with ProcessPoolExecutor(forked, mp_context=multiprocessing.get_context("fork"),
                                      initializer=gc.disable) as pool:
                 parts = pool.map(_judge_slice, bounds)
-                langs = detect_response_languages([it.response for it in items], prompt_langs)
+                mine = _judge_slice((cut, n))
                 verdicts = [v for part in parts for v in part]
         finally:
             gc.unfreeze()
             _FORK_STATE = None
-        return [v if lang == prompt else self.one(it, lang)
-                for v, it, lang, prompt in zip(verdicts, items, langs, prompt_langs)]
+        return verdicts + mine
 
     def warm(self, langs: set[str | None]) -> None:
-        """Compile the concept and marker patterns of these languages (and English) now."""
+        """Compile the concept and marker patterns of these languages (and English) and load the Latin-script
+        language models now, so that forked workers share them instead of each loading its own."""
         from refuseu.auditor.judges.features import concept_pattern
+        from refuseu.auditor.judges.langid import detector
 
         for lang in {*langs, "en"}:
             if lang:
@@ -211,6 +223,7 @@ class ClassifierJudge(Judge):
             if ms is not None:
                 for pattern in (ms.caveat, ms.refusing, ms.opening, ms.complying, ms.helping):
                     assert pattern is not None
+        detector("latin", True).compute_language_confidence_values("warm up the language models")
 
     def one(self, item: JudgeItem, response_lang: str | None) -> Verdict:
         from refuseu.auditor.judges.features import features

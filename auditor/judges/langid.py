@@ -172,29 +172,31 @@ def in_prompt_language(text: str, prompt_lang: str) -> bool:
     return mine >= SHORTCUT_MIN and other <= SHORTCUT_OTHER * mine
 
 
-def detect_response_languages(texts: list[str], prompt_langs: list[str]) -> list[str | None]:
+def detect_response_languages(texts: list[str], prompt_langs: list[str], parallel: bool = True) -> list[str | None]:
     """Like ``detect_languages``, but with the prompt's language as the prior, and lingua's low-accuracy mode for
     every length: its models load in a fraction of a second and a few MB, where the high-accuracy models cost
     seconds and hundreds of MB per run; the prior recovers what low accuracy loses on short answers. An answer
-    the function-word shortcut places in the prompt's language does not go to lingua at all."""
+    the function-word shortcut places in the prompt's language does not go to lingua at all. ``parallel=False``
+    keeps lingua on the calling thread: a forked worker has none of the parent's thread pool."""
     out: list[str | None] = list(prompt_langs)
     rest = [i for i, (t, lang) in enumerate(zip(texts, prompt_langs)) if not in_prompt_language(t, lang)]
-    for i, lang in zip(rest, _lingua_languages([texts[i] for i in rest], [prompt_langs[i] for i in rest])):
+    for i, lang in zip(rest, _lingua_languages([texts[i] for i in rest], [prompt_langs[i] for i in rest], parallel)):
         out[i] = lang
     return out
 
 
-def _lingua_languages(texts: list[str], prompt_langs: list[str]) -> list[str | None]:
-    out = _response_languages(texts, prompt_langs, FIRST_CHARS)
+def _lingua_languages(texts: list[str], prompt_langs: list[str], parallel: bool) -> list[str | None]:
+    out = _response_languages(texts, prompt_langs, FIRST_CHARS, parallel)
     again = [i for i, lang in enumerate(out) if lang != prompt_langs[i] and len(texts[i]) > FIRST_CHARS]
     if again:
-        second = _response_languages([texts[i] for i in again], [prompt_langs[i] for i in again], MAX_CHARS)
+        second = _response_languages([texts[i] for i in again], [prompt_langs[i] for i in again], MAX_CHARS, parallel)
         for i, lang in zip(again, second):
             out[i] = lang
     return out
 
 
-def _response_languages(texts: list[str], prompt_langs: list[str], max_chars: int) -> list[str | None]:
+def _response_languages(texts: list[str], prompt_langs: list[str], max_chars: int,
+                        parallel: bool = True) -> list[str | None]:
     from refuseu.auditor.judges.text import strip_placeholders
 
     out: list[str | None] = [None] * len(texts)
@@ -214,7 +216,8 @@ def _response_languages(texts: list[str], prompt_langs: list[str], max_chars: in
             for i in idx:
                 out[i] = codes[0]
             continue
-        values = det.compute_language_confidence_values_in_parallel([heads[i] for i in idx])
+        values = det.compute_language_confidence_values_in_parallel([heads[i] for i in idx]) if parallel \
+            else [det.compute_language_confidence_values(heads[i]) for i in idx]
         for i, confidences in zip(idx, values):
             scores = {_code(c.language): c.value for c in confidences}
             best = max(scores, key=lambda k: scores[k] or 0.0) if scores else None

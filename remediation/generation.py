@@ -34,16 +34,32 @@ def write_cases(cases: Sequence[Case], path: Path) -> Path:
 def audit_config(model: str, suite: Path, out: Path, audit_manifest: dict[str, Any], *, judges: list[str],
                  device: str | None, dtype: str | None, batch_size: int | None, trust_remote_code: bool,
                  backend: str | None = None) -> AuditConfig:
-    """An AuditConfig with the audit's own decoding parameters, so answers are comparable with it."""
+    """An AuditConfig with the audit's own decoding parameters and judge options, so answers and verdicts are
+    comparable with it."""
     dec = audit_manifest.get("decoding") or {}
     cfg = audit_manifest.get("config") or {}
     return AuditConfig(
         model=model, backend=backend or (audit_manifest.get("backend") or {}).get("backend") or "hf",
-        suite=str(suite), out=str(out), judge=list(judges), reference=cfg.get("reference") or "en",
+        suite=str(suite), out=str(out), judge=list(judges), judge_option=judge_options_for(judges, cfg.get("judge_option") or []),
+        reference=cfg.get("reference") or "en",
         max_new_tokens=int(dec.get("max_new_tokens", 256)), temperature=float(dec.get("temperature", 0.0)),
         top_p=float(dec.get("top_p", 1.0)), seed=int(cfg.get("seed", 0)), system=dec.get("system"),
         batch_size=batch_size, device=device, dtype=dtype, trust_remote_code=trust_remote_code, quiet=True,
     )
+
+
+def judge_options_for(judges: list[str], options: list[Any]) -> list[str]:
+    """The audit's --judge-option values that apply to these judges (a fix may judge with the first one only)."""
+    from refuseu.auditor.judges import judge_class, option_names
+
+    takes = set().union(*(option_names(judge_class(j)) for j in judges)) if judges else set()
+    kept = []
+    for pair in map(str, options):
+        key = pair.partition("=")[0]
+        target, dot, name = key.partition(".")
+        if (dot and target in judges) or (not dot and key in takes):
+            kept.append(pair)
+    return kept
 
 
 async def run_cases(config: AuditConfig, service: GenerationService | None = None,

@@ -193,11 +193,14 @@ class Preparer:
 
     async def check_chosen(self, rows: list[dict[str, Any]]) -> None:
         """Judge every chosen refusal (and language-ID it), recording the result on the row."""
-        from refuseu.auditor.judges import get_judge
+        from refuseu.auditor.judges import build_judges
         from refuseu.auditor.judges.base import JudgeItem
+        from refuseu.remediation.generation import judge_options_for
 
         harmful = [r for r in rows if r["kind"] == P.HARMFUL]
-        judge = get_judge(self.run.judges[0])
+        first = self.run.judges[:1]  # the audit's judge, with the audit's options
+        judge = build_judges(first, judge_options_for(first, (self.run.manifest.get("config") or {}).get("judge_option")
+                                                      or []))[0]
         try:
             items = [JudgeItem(r["id"], Case(r["case_id"], r["lang"], r["category"], r["style"],
                                              (("user", r["prompt"][-1]["content"]),)), r["chosen"][0]["content"])

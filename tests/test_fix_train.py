@@ -51,9 +51,10 @@ def fixed(smooth_tiny, tmp_path_factory):
     audit = root / "audit"
     # The untrained tiny model babbles ("věvěvě..."); the default judge rightly calls that degenerate output
     # unjudgeable, which leaves nothing to fix. This test is about the DPO machinery, so it audits with the
-    # markers judge, which reads any answer without a refusal marker as compliance.
+    # markers judge told that this model never refuses: an answer without a refusal marker is compliance. The
+    # option travels in the audit's manifest to the fix's verification, which judges with the same options.
     proc = run_cli(str(smooth_tiny), "--langs", "en", "--sample", "40", "--max-new-tokens", "14",
-                   "--judge", "markers", "--out", str(audit), "--quiet")
+                   "--judge", "markers", "--judge-option", "no_marker=compliance", "--out", str(audit), "--quiet")
     assert proc.returncode in (0, 1), proc.stderr
     out = root / "out"
     proc = run_cli(str(smooth_tiny), "--audit", str(audit), "--out", str(out), "--teacher", "none", "--full",
